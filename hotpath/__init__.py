@@ -1,0 +1,1 @@
+"""duckmarket hot path: zero-copy memory-mapped exports of marts."""

@@ -1,0 +1,995 @@
+"""The raw Parquet lake: atomic, idempotent partition upserts, a writer lock, verify.
+
+Write protocol, one partition at a time:
+
+1. read the partition's live file, merge the new rows, deduplicate on the key (the newest
+   fetch wins), sort by the key;
+2. serialise to memory, write a hidden temporary file in the same directory, flush and
+   fsync it, validate it from disk (footer, row count, schema), rename it over the live
+   file and fsync the directory;
+3. record the new version (path, rows, min/max ts, bytes, SHA-256) in the manifest in one
+   ``BEGIN IMMEDIATE`` transaction.
+
+A crash at any step leaves the old or the new partition, never a torn one; ``verify``
+finds any file/manifest disagreement and repairs the manifest from the files. Temporary
+files left by a killed writer are swept when the next writer takes the lock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import hashlib
+import json
+import os
+import re
+import shutil
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from .errors import InvalidInputError, LakeLockedError
+from .manifest import Manifest, to_us
+from .paths import DataPaths
+from .schema import (
+    ACTION_TYPES,
+    BARS,
+    CORPORATE_ACTIONS,
+    DATA_FILE,
+    DATASETS,
+    REJECTS,
+    SYMBOLS,
+    TICKS,
+    TS_TYPE,
+    Dataset,
+    decode_symbol,
+    partition_dir,
+    validate_name,
+    validate_symbol,
+)
+from .timeframes import is_intraday, normalize_timeframe
+
+TMP_MARK = ".tmp-"
+_EXTRA_NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
+_PARTITION_COLUMNS = {"source", "symbol", "timeframe", "period", "dataset"}
+COMPRESSION = "zstd"
+COMPRESSION_LEVEL = 1
+
+
+@dataclass
+class WriteReport:
+    rows_in: int = 0
+    rows_written: int = 0  # rows in the batch that reached the lake (after rejects)
+    rejected: int = 0
+    partitions: list[str] = field(default_factory=list)
+    file_ids: list[int] = field(default_factory=list)
+
+    def add(self, other: WriteReport) -> None:
+        self.rows_in += other.rows_in
+        self.rows_written += other.rows_written
+        self.rejected += other.rejected
+        self.partitions += other.partitions
+        self.file_ids += other.file_ids
+
+
+@dataclass
+class Problem:
+    kind: str  # missing_file | unrecorded_file | size | checksum | rows | corrupt
+    path: str
+    detail: str
+    repaired: bool = False
+
+
+@dataclass
+class VerifyReport:
+    files_checked: int = 0
+    problems: list[Problem] = field(default_factory=list)
+    orphans_swept: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+# --- validation -----------------------------------------------------------------------
+
+
+def _to_utc(col: pa.ChunkedArray | pa.Array, name: str) -> pa.Array:
+    t = col.type
+    if pa.types.is_timestamp(t):
+        if t.tz is None:
+            raise InvalidInputError(
+                f"column {name!r} has naive timestamps; give them a timezone "
+                "(e.g. tz_localize('America/New_York') or --timezone) so they can be "
+                "stored as UTC"
+            )
+        return pc.cast(col, TS_TYPE)
+    raise InvalidInputError(f"column {name!r} must be a timestamp, got {t}")
+
+
+def _json_rows(table: pa.Table) -> list[str]:
+    out = []
+    for row in table.to_pylist():
+        out.append(json.dumps(row, default=str, sort_keys=True))
+    return out
+
+
+@dataclass
+class Validated:
+    table: pa.Table
+    rejects: pa.Table  # columns: key, reason, row
+
+
+def _reject_table(keys: list[str], reasons: list[str], rows: list[str]) -> pa.Table:
+    return pa.table(
+        {
+            "key": pa.array(keys, pa.string()),
+            "reason": pa.array(reasons, pa.string()),
+            "row": pa.array(rows, pa.string()),
+        }
+    )
+
+
+def _split_bad(table: pa.Table, checks: list[tuple[str, pa.Array]], key: str) -> Validated:
+    """Apply boolean 'bad' masks in order; each bad row is rejected with the first reason."""
+    n = table.num_rows
+    bad_any = np.zeros(n, dtype=bool)
+    reasons = np.empty(n, dtype=object)
+    for reason, mask in checks:
+        m = np.asarray(pc.fill_null(mask, True).to_numpy(zero_copy_only=False), dtype=bool)
+        new = m & ~bad_any
+        reasons[new] = reason
+        bad_any |= m
+    if not bad_any.any():
+        return Validated(table, _reject_table([], [], []))
+    bad_idx = np.flatnonzero(bad_any)
+    bad = table.take(pa.array(bad_idx))
+    keys = [str(v) for v in bad.column(key).to_pylist()]
+    rejects = _reject_table(keys, list(reasons[bad_idx]), _json_rows(bad))
+    return Validated(table.filter(pa.array(~bad_any)), rejects)
+
+
+def _check_columns(table: pa.Table, dataset: Dataset, optional: set[str]) -> None:
+    required = [f.name for f in dataset.schema if f.name not in optional]
+    missing = [c for c in required if c not in table.column_names]
+    if missing:
+        raise InvalidInputError(
+            f"{dataset.name}: missing column(s) {', '.join(missing)}; "
+            f"got {', '.join(table.column_names) or 'no columns'}"
+        )
+    for name in table.column_names:
+        if name in dataset.schema.names:
+            continue
+        if name in _PARTITION_COLUMNS:
+            raise InvalidInputError(
+                f"{dataset.name}: column {name!r} is a partition key and is taken from the "
+                "arguments, not from the data; drop it"
+            )
+        if not _EXTRA_NAME.fullmatch(name):
+            raise InvalidInputError(
+                f"{dataset.name}: unknown column {name!r}; extra vendor columns must be "
+                "lowercase identifiers such as 'vwap' or 'trade_count'"
+            )
+        t = table.schema.field(name).type
+        if not (
+            pa.types.is_floating(t)
+            or pa.types.is_integer(t)
+            or pa.types.is_boolean(t)
+            or pa.types.is_string(t)
+            or pa.types.is_large_string(t)
+        ):
+            raise InvalidInputError(f"{dataset.name}: extra column {name!r} has type {t}")
+
+
+def _as_float(table: pa.Table, name: str) -> pa.Table:
+    col = table.column(name)
+    if not pa.types.is_floating(col.type) or col.type != pa.float64():
+        try:
+            col = pc.cast(col, pa.float64())
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            raise InvalidInputError(f"column {name!r} must be numeric, got {col.type}") from exc
+    return table.set_column(table.schema.get_field_index(name), name, col)
+
+
+def validate_bars(table: pa.Table) -> Validated:
+    """Type and check a batch of bars. Structural problems raise; bad rows are rejected.
+
+    Rows rejected (with a reason): null ts, a NaN/infinite/missing price, a non-positive
+    price, high below low, a negative or NaN volume, a duplicate ts in the batch (the last
+    occurrence is kept). Finer checks (high >= max(open, close), outliers) belong to the
+    warehouse's quality models, which flag rather than drop.
+    """
+    if not isinstance(table, pa.Table):
+        raise InvalidInputError("bars must be a pyarrow Table")
+    _check_columns(table, BARS, optional={"is_final", "ingested_at"})
+    table = table.drop_columns([c for c in ("ingested_at",) if c in table.column_names])
+    table = table.set_column(
+        table.schema.get_field_index("ts"), "ts", _to_utc(table.column("ts"), "ts")
+    )
+    for c in ("open", "high", "low", "close", "volume"):
+        table = _as_float(table, c)
+    if "is_final" not in table.column_names:
+        table = table.append_column("is_final", pa.array(np.ones(table.num_rows, bool)))
+    else:
+        table = table.set_column(
+            table.schema.get_field_index("is_final"),
+            "is_final",
+            pc.fill_null(pc.cast(table.column("is_final"), pa.bool_()), True),
+        )
+    prices = [table.column(c) for c in ("open", "high", "low", "close")]
+    not_finite = pc.or_(
+        pc.or_(pc.invert(pc.is_finite(prices[0])), pc.invert(pc.is_finite(prices[1]))),
+        pc.or_(pc.invert(pc.is_finite(prices[2])), pc.invert(pc.is_finite(prices[3]))),
+    )
+    non_positive = pc.or_(
+        pc.or_(pc.less_equal(prices[0], 0), pc.less_equal(prices[1], 0)),
+        pc.or_(pc.less_equal(prices[2], 0), pc.less_equal(prices[3], 0)),
+    )
+    vol = table.column("volume")
+    checks = [
+        ("null timestamp", pc.is_null(table.column("ts"))),
+        ("price is NaN, infinite or missing", not_finite),
+        ("price is zero or negative", non_positive),
+        ("high below low", pc.less(prices[1], prices[2])),
+        (
+            "volume is negative, NaN or missing",
+            pc.or_(pc.invert(pc.is_finite(vol)), pc.less(vol, 0)),
+        ),
+        ("duplicate timestamp in batch (last kept)", _earlier_duplicates(table, ["ts"])),
+    ]
+    return _split_bad(table, checks, "ts")
+
+
+def _earlier_duplicates(table: pa.Table, key: list[str]) -> pa.Array:
+    """True for every row whose key appears again later in the batch."""
+    n = table.num_rows
+    if n == 0:
+        return pa.array([], pa.bool_())
+    df = pl.from_arrow(table.select(key))
+    assert isinstance(df, pl.DataFrame)
+    is_last = df.with_row_index("__i").select(
+        (pl.col("__i") == pl.col("__i").max().over(key)).alias("last")
+    )["last"]
+    return pa.array(~is_last.to_numpy())
+
+
+def validate_actions(table: pa.Table) -> Validated:
+    _check_columns(
+        table, CORPORATE_ACTIONS, optional={"ingested_at", "currency", "split_ratio", "cash_amount"}
+    )
+    table = table.drop_columns([c for c in ("ingested_at",) if c in table.column_names])
+    n = table.num_rows
+    for c in ("split_ratio", "cash_amount"):
+        if c not in table.column_names:
+            table = table.append_column(c, pa.nulls(n, pa.float64()))
+        table = _as_float(table, c)
+    if "currency" not in table.column_names:
+        table = table.append_column("currency", pa.nulls(n, pa.string()))
+    ex = table.column("ex_date")
+    if not pa.types.is_date32(ex.type):
+        try:
+            ex = pc.cast(ex, pa.date32())
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            raise InvalidInputError(f"ex_date must be a date, got {ex.type}") from exc
+        table = table.set_column(table.schema.get_field_index("ex_date"), "ex_date", ex)
+    atype = pc.cast(table.column("action_type"), pa.string())
+    table = table.set_column(table.schema.get_field_index("action_type"), "action_type", atype)
+    is_split = pc.equal(atype, "split")
+    is_div = pc.equal(atype, "dividend")
+    ratio, cash = table.column("split_ratio"), table.column("cash_amount")
+    checks = [
+        ("null ex_date", pc.is_null(table.column("ex_date"))),
+        (
+            f"unknown action_type (use {' or '.join(ACTION_TYPES)})",
+            pc.invert(pc.is_in(atype, pa.array(ACTION_TYPES))),
+        ),
+        (
+            "split without a positive finite split_ratio",
+            pc.and_(is_split, pc.or_(pc.invert(pc.is_finite(ratio)), pc.less_equal(ratio, 0))),
+        ),
+        (
+            "dividend without a positive finite cash_amount",
+            pc.and_(is_div, pc.or_(pc.invert(pc.is_finite(cash)), pc.less_equal(cash, 0))),
+        ),
+        (
+            "duplicate action in batch (last kept)",
+            _earlier_duplicates(table, ["ex_date", "action_type"]),
+        ),
+    ]
+    return _split_bad(table, checks, "ex_date")
+
+
+def validate_ticks(table: pa.Table) -> Validated:
+    _check_columns(table, TICKS, optional={"ingested_at", "side", "venue", "seq"})
+    table = table.drop_columns([c for c in ("ingested_at",) if c in table.column_names])
+    n = table.num_rows
+    table = table.set_column(
+        table.schema.get_field_index("ts"), "ts", _to_utc(table.column("ts"), "ts")
+    )
+    if "seq" not in table.column_names:
+        table = table.append_column("seq", pa.array(np.arange(n, dtype=np.int64)))
+    table = table.set_column(
+        table.schema.get_field_index("seq"), "seq", pc.cast(table.column("seq"), pa.int64())
+    )
+    for c in ("side", "venue"):
+        if c not in table.column_names:
+            table = table.append_column(c, pa.nulls(n, pa.string()))
+    for c in ("price", "size"):
+        table = _as_float(table, c)
+    price, size = table.column("price"), table.column("size")
+    checks = [
+        ("null timestamp", pc.is_null(table.column("ts"))),
+        ("price is NaN, infinite, zero or negative", pc.invert(pc.greater(price, 0))),
+        ("price is NaN, infinite, zero or negative", pc.invert(pc.is_finite(price))),
+        ("size is negative, NaN or missing", pc.invert(pc.greater_equal(size, 0))),
+        ("duplicate (ts, seq) in batch (last kept)", _earlier_duplicates(table, ["ts", "seq"])),
+    ]
+    return _split_bad(table, checks, "ts")
+
+
+# --- the lake -------------------------------------------------------------------------
+
+
+class Lake:
+    """The raw lake under ``<data>/lake``. Writes need the writer lock (see :meth:`writer`)."""
+
+    def __init__(self, data_dir: DataPaths | str | os.PathLike[str] | None = None) -> None:
+        self.paths = data_dir if isinstance(data_dir, DataPaths) else DataPaths.from_arg(data_dir)
+        self.root = self.paths.lake
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.manifest = Manifest(self.paths.manifest)
+        self._lock_fd: int | None = None
+        self._lock_depth = 0
+
+    def close(self) -> None:
+        self.manifest.close()
+
+    def __enter__(self) -> Lake:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- lock ----------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def writer(self) -> Iterator[Lake]:
+        """Hold the lake's writer lock (re-entrant within this object).
+
+        A second writer gets :class:`LakeLockedError` at once instead of waiting or
+        corrupting the lake. The lock is an ``flock`` on ``lake/.writer.lock``, released by
+        the kernel if the process dies, so a killed writer never leaves the lake locked.
+        """
+        if self._lock_depth == 0:
+            path = self.paths.lock
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                holder = ""
+                with contextlib.suppress(OSError):
+                    holder = os.pread(fd, 64, 0).decode(errors="replace").strip()
+                os.close(fd)
+                if exc.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                    who = f" (pid {holder})" if holder else ""
+                    raise LakeLockedError(
+                        f"another duckmarket process{who} is writing to {self.root}; "
+                        "wait for it to finish and try again (readers are never blocked)"
+                    ) from None
+                raise
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, str(os.getpid()).encode(), 0)
+            self._lock_fd = fd
+            self.sweep_orphans()
+        self._lock_depth += 1
+        try:
+            yield self
+        finally:
+            self._lock_depth -= 1
+            if self._lock_depth == 0 and self._lock_fd is not None:
+                with contextlib.suppress(OSError):
+                    os.ftruncate(self._lock_fd, 0)
+                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+                os.close(self._lock_fd)
+                self._lock_fd = None
+
+    def _require_lock(self) -> None:
+        if self._lock_fd is None:
+            raise RuntimeError("lake writes need the writer lock: use `with lake.writer():`")
+
+    def sweep_orphans(self) -> int:
+        """Delete temporary files a killed writer left behind (only the lock holder may)."""
+        n = 0
+        for dirpath, _dirs, files in os.walk(self.root):
+            for f in files:
+                if f.startswith(".") and TMP_MARK in f:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(os.path.join(dirpath, f))
+                        n += 1
+        return n
+
+    # -- paths ---------------------------------------------------------------------------
+
+    def file_path(self, dataset: Dataset, keys: dict[str, str]) -> Path:
+        return self.root / partition_dir(dataset, keys) / DATA_FILE
+
+    def rel(self, path: Path) -> str:
+        return path.relative_to(self.root).as_posix()
+
+    # -- the one write primitive ---------------------------------------------------------
+
+    def upsert_partition(
+        self,
+        dataset: Dataset,
+        keys: dict[str, str],
+        new: pa.Table,
+        *,
+        fetch_run_id: int | None = None,
+    ) -> int:
+        """Merge ``new`` into one partition (newest wins on the key); returns the file_id."""
+        self._require_lock()
+        path = self.file_path(dataset, keys)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        key = list(dataset.file_key)
+        merged = _merge(_read_live(path), new, key)
+        return self._write_file(dataset, keys, path, merged, fetch_run_id)
+
+    def _write_file(
+        self,
+        dataset: Dataset,
+        keys: dict[str, str],
+        path: Path,
+        table: pa.Table,
+        fetch_run_id: int | None,
+    ) -> int:
+        sink = pa.BufferOutputStream()
+        pq.write_table(
+            table,
+            sink,
+            compression=COMPRESSION,
+            compression_level=COMPRESSION_LEVEL,
+            row_group_size=1 << 20,
+        )
+        buf = sink.getvalue()
+        digest = hashlib.sha256(memoryview(buf)).hexdigest()
+        tmp = path.parent / f".{path.name}{TMP_MARK}{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        try:
+            with open(tmp, "wb") as fh:
+                fh.write(memoryview(buf))
+                fh.flush()
+                os.fsync(fh.fileno())
+            _validate_file(tmp, table.num_rows, table.schema, buf.size)
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+        _fsync_dir(path.parent)
+        lo, hi = _min_max_us(table, dataset.order_by)
+        return self.manifest.commit_file(
+            dataset=dataset.name,
+            path=self.rel(path),
+            keys=keys,
+            rows=table.num_rows,
+            min_us=lo,
+            max_us=hi,
+            nbytes=buf.size,
+            sha256=digest,
+            fetch_run_id=fetch_run_id,
+        )
+
+    # -- datasets ------------------------------------------------------------------------
+
+    def write_bars(
+        self,
+        source: str,
+        symbol: str,
+        timeframe: str,
+        bars: pa.Table,
+        *,
+        fetch_run_id: int | None = None,
+        ingested_at: datetime | None = None,
+    ) -> WriteReport:
+        """Validate and upsert bars, one partition (year, or 'all' for daily) at a time."""
+        source = validate_name("source", source)
+        symbol = validate_symbol(symbol)
+        timeframe = normalize_timeframe(timeframe)
+        v = validate_bars(bars)
+        report = WriteReport(rows_in=bars.num_rows, rejected=v.rejects.num_rows)
+        with self.writer():
+            if v.rejects.num_rows:
+                self._write_rejects("bars", source, symbol, timeframe, v.rejects)
+            table = _stamp(v.table, ingested_at)
+            table = _order_columns(table, BARS)
+            for period, part in _split_periods(table, timeframe):
+                keys = {
+                    "source": source,
+                    "timeframe": timeframe,
+                    "symbol": symbol,
+                    "period": period,
+                }
+                fid = self.upsert_partition(BARS, keys, part, fetch_run_id=fetch_run_id)
+                report.partitions.append(partition_dir(BARS, keys))
+                report.file_ids.append(fid)
+                report.rows_written += part.num_rows
+        return report
+
+    def write_actions(
+        self,
+        source: str,
+        symbol: str,
+        actions: pa.Table,
+        *,
+        fetch_run_id: int | None = None,
+        ingested_at: datetime | None = None,
+    ) -> WriteReport:
+        source = validate_name("source", source)
+        symbol = validate_symbol(symbol)
+        v = validate_actions(actions)
+        report = WriteReport(rows_in=actions.num_rows, rejected=v.rejects.num_rows)
+        with self.writer():
+            if v.rejects.num_rows:
+                self._write_rejects("corporate_actions", source, symbol, None, v.rejects)
+            if v.table.num_rows:
+                table = _order_columns(_stamp(v.table, ingested_at), CORPORATE_ACTIONS)
+                keys = {"source": source, "symbol": symbol}
+                fid = self.upsert_partition(
+                    CORPORATE_ACTIONS, keys, table, fetch_run_id=fetch_run_id
+                )
+                report.partitions.append(partition_dir(CORPORATE_ACTIONS, keys))
+                report.file_ids.append(fid)
+                report.rows_written = table.num_rows
+        return report
+
+    def write_ticks(
+        self,
+        source: str,
+        symbol: str,
+        ticks: pa.Table,
+        *,
+        fetch_run_id: int | None = None,
+        ingested_at: datetime | None = None,
+    ) -> WriteReport:
+        source = validate_name("source", source)
+        symbol = validate_symbol(symbol)
+        v = validate_ticks(ticks)
+        report = WriteReport(rows_in=ticks.num_rows, rejected=v.rejects.num_rows)
+        with self.writer():
+            if v.rejects.num_rows:
+                self._write_rejects("ticks", source, symbol, None, v.rejects)
+            table = _order_columns(_stamp(v.table, ingested_at), TICKS)
+            if table.num_rows == 0:
+                return report
+            months = pc.strftime(table.column("ts"), format="%Y-%m")
+            for month in sorted(set(months.to_pylist())):
+                part = table.filter(pc.equal(months, month))
+                keys = {"source": source, "symbol": symbol, "period": month}
+                fid = self.upsert_partition(TICKS, keys, part, fetch_run_id=fetch_run_id)
+                report.partitions.append(partition_dir(TICKS, keys))
+                report.file_ids.append(fid)
+                report.rows_written += part.num_rows
+        return report
+
+    def write_symbols(self, source: str, infos: dict[str, dict[str, object]]) -> None:
+        """Upsert symbol metadata into the lake (for dbt) and the manifest."""
+        source = validate_name("source", source)
+        if not infos:
+            return
+        now = datetime.now(UTC)
+        cols: dict[str, list[object]] = {f.name: [] for f in SYMBOLS.schema}
+        for sym, info in sorted(infos.items()):
+            sym = validate_symbol(sym)
+            cols["symbol"].append(sym)
+            for f in SYMBOLS.schema:
+                if f.name not in ("symbol", "ingested_at"):
+                    v = info.get(f.name)
+                    cols[f.name].append(None if v is None else str(v))
+            cols["ingested_at"].append(now)
+        table = pa.Table.from_pydict(cols, schema=SYMBOLS.schema)
+        with self.writer():
+            # keep fields already known when the new info lacks them
+            old = _read_live(self.file_path(SYMBOLS, {"source": source}))
+            if old is not None and old.num_rows:
+                table = _coalesce_symbols(old, table)
+            self.upsert_partition(SYMBOLS, {"source": source}, table)
+            for sym, info in infos.items():
+                self.manifest.upsert_symbol(source, sym, info)
+
+    def _write_rejects(
+        self,
+        dataset: str,
+        source: str,
+        symbol: str,
+        timeframe: str | None,
+        rejects: pa.Table,
+    ) -> None:
+        n = rejects.num_rows
+        now = datetime.now(UTC)
+        table = pa.table(
+            {
+                "symbol": pa.array([symbol] * n, pa.string()),
+                "timeframe": pa.array([timeframe] * n, pa.string()),
+                "key": rejects.column("key"),
+                "reason": rejects.column("reason"),
+                "row": rejects.column("row"),
+                "rejected_at": pa.array([now] * n, TS_TYPE),
+            }
+        )
+        self.upsert_partition(REJECTS, {"dataset": dataset, "source": source}, table)
+
+    # -- reading -------------------------------------------------------------------------
+
+    def read_bars(
+        self,
+        source: str,
+        symbol: str,
+        timeframe: str,
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> pa.Table:
+        """Bars of one (source, symbol, timeframe) with ``start <= ts < end``, sorted by ts.
+
+        Opens only the partitions that can hold the range (one file for a month)."""
+        timeframe = normalize_timeframe(timeframe)
+        base = self.root / partition_dir(
+            BARS, {"source": source, "timeframe": timeframe, "symbol": symbol, "period": "all"}
+        )
+        sym_dir = base.parent
+        if is_intraday(timeframe):
+            years = sorted(p.name.split("=", 1)[1] for p in sym_dir.glob("period=*") if p.is_dir())
+            if start is not None:
+                years = [y for y in years if int(y) >= start.astimezone(UTC).year]
+            if end is not None:
+                years = [y for y in years if int(y) <= end.astimezone(UTC).year]
+            files = [sym_dir / f"period={y}" / DATA_FILE for y in years]
+        else:
+            files = [base / DATA_FILE]
+        tables = [t for f in files if (t := _read_live(f)) is not None]
+        if not tables:
+            return _empty(BARS)
+        table = pa.concat_tables(tables, promote_options="permissive")
+        mask = None
+        if start is not None:
+            mask = pc.greater_equal(table.column("ts"), pa.scalar(start, TS_TYPE))
+        if end is not None:
+            m2 = pc.less(table.column("ts"), pa.scalar(end, TS_TYPE))
+            mask = m2 if mask is None else pc.and_(mask, m2)
+        return table.filter(mask) if mask is not None else table
+
+    def read_actions(self, source: str, symbol: str) -> pa.Table:
+        t = _read_live(self.file_path(CORPORATE_ACTIONS, {"source": source, "symbol": symbol}))
+        return t if t is not None else _empty(CORPORATE_ACTIONS)
+
+    def read_rejects(self, dataset: str = "bars", source: str | None = None) -> pa.Table:
+        tables = []
+        for d in sorted((self.root / "rejects" / f"dataset={dataset}").glob("source=*")):
+            if source is None or d.name == f"source={source}":
+                t = _read_live(d / DATA_FILE)
+                if t is not None:
+                    tables.append(t)
+        return pa.concat_tables(tables) if tables else _empty(REJECTS)
+
+    # -- removal -------------------------------------------------------------------------
+
+    def clear(
+        self,
+        symbol: str | None = None,
+        timeframe: str | None = None,
+        source: str | None = None,
+    ) -> int:
+        """Remove all data, one symbol, or one symbol and timeframe. Returns files removed."""
+        if symbol is not None:
+            symbol = validate_symbol(symbol)
+        if timeframe is not None:
+            timeframe = normalize_timeframe(timeframe)
+        removed = 0
+        with self.writer():
+            for f in self.manifest.live_files(source=source, symbol=symbol, timeframe=timeframe):
+                if timeframe is not None and f.dataset != "bars":
+                    continue
+                p = self.root / f.path
+                with contextlib.suppress(FileNotFoundError):
+                    p.unlink()
+                    removed += 1
+                self.manifest.retire_file(f.path)
+                _prune_empty_dirs(p.parent, self.root)
+            if symbol is None and timeframe is None and source is None:
+                for name in DATASETS:
+                    shutil.rmtree(self.root / name, ignore_errors=True)
+            self.manifest.clear_coverage(source=source, symbol=symbol, timeframe=timeframe)
+        return removed
+
+    # -- verify --------------------------------------------------------------------------
+
+    def verify(self, repair: bool = True) -> VerifyReport:
+        """Check every file against the manifest; repair the manifest from the files.
+
+        * a live manifest row whose file is gone: retired, and the coverage it backed is
+          forgotten so the range is fetched again;
+        * a file with no live row (e.g. a writer killed between rename and record): added;
+        * size, checksum or row count disagree: the file is re-recorded as it is;
+        * a file that is not readable Parquet: moved to ``lake/_corrupt/`` and treated as
+          missing.
+        """
+        report = VerifyReport()
+        ctx = self.writer() if repair else contextlib.nullcontext(self)
+        with ctx:
+            if repair:
+                report.orphans_swept = self.sweep_orphans()
+            live = {f.path: f for f in self.manifest.live_files()}
+            on_disk: dict[str, Path] = {}
+            for name in DATASETS:
+                for p in sorted((self.root / name).rglob(DATA_FILE)):
+                    on_disk[self.rel(p)] = p
+            for rel, f in live.items():
+                if rel not in on_disk:
+                    prob = Problem("missing_file", rel, "recorded in the manifest, not on disk")
+                    if repair:
+                        self._forget(f.path, f.dataset, f.source, f.symbol, f.timeframe, f)
+                        prob.repaired = True
+                    report.problems.append(prob)
+            for rel, p in on_disk.items():
+                report.files_checked += 1
+                f = live.get(rel)
+                size = p.stat().st_size
+                try:
+                    meta = pq.read_metadata(p)
+                except Exception as exc:
+                    prob = Problem("corrupt", rel, f"not readable as Parquet: {exc}")
+                    if repair:
+                        dest = self.root / "_corrupt" / f"{rel}.{datetime.now(UTC):%Y%m%dT%H%M%S}"
+                        dest.parent.mkdir(parents=True, exist_ok=True)
+                        os.replace(p, dest)
+                        ds, keys = _keys_from_rel(rel)
+                        if f is not None:
+                            self._forget(rel, ds, f.source, f.symbol, f.timeframe, f)
+                        else:
+                            self._forget(
+                                rel,
+                                ds,
+                                keys.get("source"),
+                                keys.get("symbol"),
+                                keys.get("timeframe"),
+                                None,
+                            )
+                        prob.repaired = True
+                    report.problems.append(prob)
+                    continue
+                if f is None:
+                    prob = Problem("unrecorded_file", rel, "on disk, not in the manifest")
+                elif f.bytes != size:
+                    prob = Problem("size", rel, f"manifest says {f.bytes} bytes, file has {size}")
+                elif f.rows != meta.num_rows:
+                    prob = Problem("rows", rel, f"manifest {f.rows} rows, file {meta.num_rows}")
+                elif f.sha256 != _sha256_file(p):
+                    prob = Problem("checksum", rel, "SHA-256 differs from the manifest")
+                else:
+                    continue
+                if repair:
+                    self._record_existing(rel, p)
+                    prob.repaired = True
+                report.problems.append(prob)
+        return report
+
+    def _forget(
+        self,
+        rel: str,
+        dataset: str,
+        source: str | None,
+        symbol: str | None,
+        timeframe: str | None,
+        f: object | None,
+    ) -> None:
+        self.manifest.retire_file(rel)
+        if dataset == "bars" and source and symbol and timeframe:
+            lo = getattr(f, "min_us", None)
+            hi = getattr(f, "max_us", None)
+            if lo is None or hi is None:
+                self.manifest.clear_coverage(source=source, symbol=symbol, timeframe=timeframe)
+            else:
+                _clear_coverage_span(self.manifest, source, symbol, timeframe, lo, hi + 1)
+
+    def _record_existing(self, rel: str, p: Path) -> int:
+        dataset_name, keys = _keys_from_rel(rel)
+        dataset = DATASETS[dataset_name]
+        table = pq.read_table(p)
+        lo, hi = _min_max_us(table, dataset.order_by)
+        return self.manifest.commit_file(
+            dataset=dataset_name,
+            path=rel,
+            keys=keys,
+            rows=table.num_rows,
+            min_us=lo,
+            max_us=hi,
+            nbytes=p.stat().st_size,
+            sha256=_sha256_file(p),
+        )
+
+
+# --- helpers --------------------------------------------------------------------------
+
+
+def _read_live(path: Path) -> pa.Table | None:
+    try:
+        return pq.read_table(path)
+    except FileNotFoundError:
+        return None
+
+
+def _empty(dataset: Dataset) -> pa.Table:
+    return dataset.schema.empty_table()
+
+
+def _stamp(table: pa.Table, ingested_at: datetime | None) -> pa.Table:
+    now = ingested_at or datetime.now(UTC)
+    col = pa.array(np.full(table.num_rows, to_us(now), dtype=np.int64)).cast(TS_TYPE)
+    if "ingested_at" in table.column_names:
+        return table.set_column(table.schema.get_field_index("ingested_at"), "ingested_at", col)
+    return table.append_column("ingested_at", col)
+
+
+def _order_columns(table: pa.Table, dataset: Dataset) -> pa.Table:
+    required = [f.name for f in dataset.schema]
+    extras = sorted(c for c in table.column_names if c not in required)
+    table = table.select(required + extras)
+    return table.cast(
+        pa.schema(
+            [dataset.schema.field(c) for c in required] + [table.schema.field(c) for c in extras]
+        )
+    )
+
+
+def _merge(old: pa.Table | None, new: pa.Table, key: list[str]) -> pa.Table:
+    """Union ``old`` and ``new``; on a key present in both the new row wins; sort by key."""
+    new_df = pl.from_arrow(new)
+    assert isinstance(new_df, pl.DataFrame)
+    if old is None or old.num_rows == 0:
+        out = new_df
+    else:
+        old_df = pl.from_arrow(old)
+        assert isinstance(old_df, pl.DataFrame)
+        if key == ["ts"] and new_df.height and old_df["ts"].max() < new_df["ts"].min():
+            # appending strictly newer rows: the common incremental case
+            out = pl.concat([old_df, new_df], how="diagonal_relaxed")
+        else:
+            kept = old_df.join(new_df.select(key), on=key, how="anti")
+            out = pl.concat([kept, new_df], how="diagonal_relaxed")
+    out = out.sort(key)
+    # restore the column order and types of the newest batch, extras after
+    table = out.to_arrow()
+    return table.cast(_unify_schema(table.schema, new.schema))
+
+
+def _unify_schema(merged: pa.Schema, new: pa.Schema) -> pa.Schema:
+    fields = []
+    for f in merged:
+        if f.name in new.names:
+            fields.append(new.field(f.name))
+        elif pa.types.is_large_string(f.type):
+            fields.append(pa.field(f.name, pa.string()))
+        else:
+            fields.append(f)
+    return pa.schema(fields)
+
+
+def _split_periods(table: pa.Table, timeframe: str) -> list[tuple[str, pa.Table]]:
+    if table.num_rows == 0:
+        return []
+    if not is_intraday(timeframe):
+        return [("all", table)]
+    years = pc.year(table.column("ts")).to_numpy()
+    out = []
+    for y in np.unique(years):
+        out.append((str(int(y)), table.filter(pa.array(years == y))))
+    return out
+
+
+def _min_max_us(table: pa.Table, column: str) -> tuple[int | None, int | None]:
+    if table.num_rows == 0 or column not in table.column_names:
+        return None, None
+    col = table.column(column)
+    if pa.types.is_timestamp(col.type):
+        mm = pc.min_max(pc.cast(col, TS_TYPE).cast(pa.int64()))
+        return mm["min"].as_py(), mm["max"].as_py()
+    if pa.types.is_date32(col.type):
+        mm = pc.min_max(col)
+        return _date_us(mm["min"].as_py()), _date_us(mm["max"].as_py())
+    return None, None
+
+
+def _date_us(d: date | None) -> int | None:
+    return None if d is None else to_us(datetime(d.year, d.month, d.day, tzinfo=UTC))
+
+
+def _validate_file(path: Path, rows: int, schema: pa.Schema, nbytes: int) -> None:
+    size = path.stat().st_size
+    if size != nbytes:
+        raise OSError(f"short write: {path} has {size} bytes, expected {nbytes}")
+    meta = pq.read_metadata(path)
+    if meta.num_rows != rows:
+        raise OSError(f"{path}: wrote {rows} rows, footer says {meta.num_rows}")
+    if not meta.schema.to_arrow_schema().equals(schema, check_metadata=False):
+        raise OSError(f"{path}: schema in the footer differs from the table written")
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _keys_from_rel(rel: str) -> tuple[str, dict[str, str]]:
+    parts = rel.split("/")
+    dataset = parts[0]
+    keys: dict[str, str] = {}
+    for seg in parts[1:-1]:
+        k, _, v = seg.partition("=")
+        keys[k] = decode_symbol(v) if k == "symbol" else v
+    return dataset, keys
+
+
+def _prune_empty_dirs(directory: Path, stop: Path) -> None:
+    d = directory
+    while d != stop and d.is_dir():
+        try:
+            d.rmdir()
+        except OSError:
+            return
+        d = d.parent
+
+
+def _coalesce_symbols(old: pa.Table, new: pa.Table) -> pa.Table:
+    old_df = pl.from_arrow(old)
+    new_df = pl.from_arrow(new)
+    assert isinstance(old_df, pl.DataFrame)
+    assert isinstance(new_df, pl.DataFrame)
+    joined = new_df.join(old_df, on="symbol", how="left", suffix="__old")
+    cols = []
+    for c in new_df.columns:
+        if c in ("symbol", "ingested_at"):
+            cols.append(pl.col(c))
+        else:
+            cols.append(pl.coalesce(pl.col(c), pl.col(f"{c}__old")).alias(c))
+    return joined.select(cols).to_arrow().cast(new.schema)
+
+
+def _clear_coverage_span(
+    m: Manifest, source: str, symbol: str, timeframe: str, lo_us: int, hi_us: int
+) -> None:
+    """Forget coverage over [lo, hi) by splitting intervals around it."""
+    with m.transaction() as c:
+        rows = c.execute(
+            """select rowid, start_us, end_us, status, fetch_run_id, updated_at from coverage
+               where source = ? and symbol = ? and timeframe = ?
+                 and end_us > ? and start_us < ?""",
+            (source, symbol, timeframe, lo_us, hi_us),
+        ).fetchall()
+        for rowid, a, b, st, run, upd in rows:
+            c.execute("delete from coverage where rowid = ?", (rowid,))
+            for s, e in ((a, min(b, lo_us)), (max(a, hi_us), b)):
+                if e > s:
+                    c.execute(
+                        """insert into coverage (source, symbol, timeframe, start_us, end_us,
+                                                 status, fetch_run_id, updated_at)
+                           values (?, ?, ?, ?, ?, ?, ?, ?)""",
+                        (source, symbol, timeframe, s, e, st, run, upd),
+                    )

@@ -1,0 +1,214 @@
+"""The raw lake's datasets: columns, keys, partitioning and symbol encoding.
+
+Raw data is stored as traded and never adjusted. Every timestamp is UTC; ``ts`` is the
+bar's open time (for daily and weekly bars, the session date at 00:00 UTC).
+
+Partition layout (hive style, partition columns live in the path, not in the files)::
+
+    bars/source=S/timeframe=TF/symbol=SYM/period=P/data.parquet
+        P = calendar year (``2023``) for intraday timeframes, ``all`` for 1d and 1w
+    ticks/source=S/symbol=SYM/period=YYYY-MM/data.parquet
+    corporate_actions/source=S/symbol=SYM/data.parquet
+    symbols/source=S/data.parquet
+    rejects/dataset=D/source=S/data.parquet      rows refused at ingest, with a reason
+
+A point query (one symbol, one month) opens one file; a full scan opens one file per
+symbol and year of intraday bars and one per symbol of daily bars (see the README for the
+measurement behind the yearly granularity).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+import pyarrow as pa
+
+from .errors import InvalidSymbolError
+from .timeframes import is_intraday
+
+TS_TYPE = pa.timestamp("us", tz="UTC")
+
+
+@dataclass(frozen=True)
+class Dataset:
+    name: str
+    #: partition columns, outermost first (they are not stored inside the files)
+    partition_by: tuple[str, ...]
+    #: key columns stored inside the files; with the partition columns they form the key
+    file_key: tuple[str, ...]
+    #: required columns stored inside the files, in order
+    schema: pa.Schema
+    #: column used for ordering rows inside a file and for min/max in the manifest
+    order_by: str
+
+
+BARS = Dataset(
+    name="bars",
+    partition_by=("source", "timeframe", "symbol", "period"),
+    file_key=("ts",),
+    schema=pa.schema(
+        [
+            ("ts", TS_TYPE),
+            ("open", pa.float64()),
+            ("high", pa.float64()),
+            ("low", pa.float64()),
+            ("close", pa.float64()),
+            ("volume", pa.float64()),
+            ("is_final", pa.bool_()),
+            ("ingested_at", TS_TYPE),
+        ]
+    ),
+    order_by="ts",
+)
+
+TICKS = Dataset(
+    name="ticks",
+    partition_by=("source", "symbol", "period"),
+    file_key=("ts", "seq"),
+    schema=pa.schema(
+        [
+            ("ts", TS_TYPE),
+            ("seq", pa.int64()),
+            ("price", pa.float64()),
+            ("size", pa.float64()),
+            ("side", pa.string()),
+            ("venue", pa.string()),
+            ("ingested_at", TS_TYPE),
+        ]
+    ),
+    order_by="ts",
+)
+
+CORPORATE_ACTIONS = Dataset(
+    name="corporate_actions",
+    partition_by=("source", "symbol"),
+    file_key=("ex_date", "action_type"),
+    schema=pa.schema(
+        [
+            ("ex_date", pa.date32()),
+            ("action_type", pa.string()),  # 'split' | 'dividend'
+            ("split_ratio", pa.float64()),  # new shares per old: 4.0 = 4-for-1
+            ("cash_amount", pa.float64()),  # per share, as-traded basis
+            ("currency", pa.string()),
+            ("ingested_at", TS_TYPE),
+        ]
+    ),
+    order_by="ex_date",
+)
+
+SYMBOLS = Dataset(
+    name="symbols",
+    partition_by=("source",),
+    file_key=("symbol",),
+    schema=pa.schema(
+        [
+            ("symbol", pa.string()),
+            ("name", pa.string()),
+            ("asset_class", pa.string()),  # equity | etf | index | crypto | fx | future
+            ("exchange", pa.string()),  # MIC, e.g. XNYS
+            ("currency", pa.string()),
+            ("timezone", pa.string()),
+            ("calendar", pa.string()),  # exchange_calendars name, or '24/7'
+            ("ingested_at", TS_TYPE),
+        ]
+    ),
+    order_by="symbol",
+)
+
+REJECTS = Dataset(
+    name="rejects",
+    partition_by=("dataset", "source"),
+    file_key=("symbol", "key", "reason"),
+    schema=pa.schema(
+        [
+            ("symbol", pa.string()),
+            ("timeframe", pa.string()),
+            ("key", pa.string()),  # the row's key as text (its ts, or ts/seq, or ex_date)
+            ("reason", pa.string()),
+            ("row", pa.string()),  # the offending row as JSON
+            ("rejected_at", TS_TYPE),
+        ]
+    ),
+    order_by="rejected_at",
+)
+
+DATASETS: dict[str, Dataset] = {
+    d.name: d for d in (BARS, TICKS, CORPORATE_ACTIONS, SYMBOLS, REJECTS)
+}
+
+ACTION_TYPES = ("split", "dividend")
+
+
+# --- symbols in paths -------------------------------------------------------------------
+
+_SAFE = re.compile(r"[A-Za-z0-9_.\-]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+MAX_SYMBOL_LENGTH = 64
+
+
+def validate_symbol(symbol: str) -> str:
+    """Return ``symbol`` stripped, or raise :class:`InvalidSymbolError` saying why.
+
+    Any printable ticker is accepted (``^GSPC``, ``BTC/USDT``, ``EURUSD=X``, ``BRK.B``);
+    what is refused is what only a path trick or a typo produces.
+    """
+    if not isinstance(symbol, str):
+        raise InvalidSymbolError(f"symbol must be text, got {type(symbol).__name__}")
+    s = symbol.strip()
+    if not s:
+        raise InvalidSymbolError("symbol is empty; pass a ticker such as AAPL")
+    if len(s) > MAX_SYMBOL_LENGTH:
+        raise InvalidSymbolError(f"symbol {s[:20]!r}... is longer than {MAX_SYMBOL_LENGTH}")
+    if _CONTROL.search(s) or any(c.isspace() for c in s):
+        raise InvalidSymbolError(f"symbol {s!r} contains white space or control characters")
+    if ".." in s or s.startswith(("/", "\\", ".")) or "\\" in s:
+        raise InvalidSymbolError(
+            f"symbol {s!r} looks like a file path, not a ticker; "
+            "tickers may contain letters, digits and . - _ ^ = / : but not '..'"
+        )
+    return s
+
+
+def encode_symbol(symbol: str) -> str:
+    """Percent-encode a symbol for a hive path segment, as DuckDB's reader decodes it."""
+    s = validate_symbol(symbol)
+    return "".join(
+        ch if _SAFE.fullmatch(ch) else "".join(f"%{b:02X}" for b in ch.encode("utf-8")) for ch in s
+    )
+
+
+def decode_symbol(segment: str) -> str:
+    from urllib.parse import unquote
+
+    return unquote(segment)
+
+
+def validate_name(kind: str, value: str) -> str:
+    """Source and timeframe names: short lowercase identifiers."""
+    if not re.fullmatch(r"[a-z0-9][a-z0-9_\-]{0,31}", value or ""):
+        raise InvalidSymbolError(f"{kind} {value!r} must be a short lowercase name like 'yfinance'")
+    return value
+
+
+def bar_period(timeframe: str, ts: datetime) -> str:
+    return str(ts.year) if is_intraday(timeframe) else "all"
+
+
+def partition_dir(dataset: Dataset, values: dict[str, str]) -> str:
+    """Relative directory of a partition: ``bars/source=x/timeframe=1m/symbol=A/period=2023``."""
+    parts = [dataset.name]
+    for col in dataset.partition_by:
+        v = values[col]
+        if col == "symbol":
+            v = encode_symbol(v)
+        elif col in ("source", "timeframe", "dataset"):
+            v = validate_name(col, v)
+        elif not re.fullmatch(r"[A-Za-z0-9\-]+", v):
+            raise InvalidSymbolError(f"bad partition value {col}={v!r}")
+        parts.append(f"{col}={v}")
+    return "/".join(parts)
+
+
+DATA_FILE = "data.parquet"

@@ -1,0 +1,76 @@
+"""The interface every source implements, and the capabilities it declares."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import pyarrow as pa
+
+
+@dataclass(frozen=True)
+class TimeframeLimits:
+    """What a source can serve for one timeframe.
+
+    lookback: how far back from *now* data exists (None = unlimited history).
+    max_span: the largest ``end - start`` one request may cover (None = unlimited).
+    """
+
+    lookback: timedelta | None = None
+    max_span: timedelta | None = None
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    timeframes: dict[str, TimeframeLimits]
+    #: prices as the vendor delivers them are split-adjusted as of fetch time (the adapter
+    #: un-adjusts them before they reach the lake)
+    split_adjusted: bool = False
+    #: the source needs the network (tests replace it at its boundary)
+    needs_network: bool = False
+    #: recent bars are revised by the vendor: re-fetch this much before *now* every time
+    trailing_refetch: timedelta = timedelta(0)
+    #: delivers corporate actions alongside bars
+    has_actions: bool = False
+
+    def supports(self, timeframe: str) -> bool:
+        return timeframe in self.timeframes
+
+
+@dataclass
+class FetchResult:
+    """What one request returns, as traded.
+
+    bars: columns ts (UTC, bar open), open, high, low, close, volume, is_final, plus any
+        vendor extras (adj_close, vwap, trade_count, ...). An empty table means the range
+        legitimately had no bars (no session in it); a source that cannot explain an empty
+        answer raises :class:`~ingest.errors.SymbolNotFoundError` instead.
+    actions: corporate actions seen in the range (ex_date, action_type, split_ratio,
+        cash_amount, currency), or None.
+    symbol_info: name, asset_class, exchange, currency, timezone, calendar, when known.
+    """
+
+    bars: pa.Table
+    actions: pa.Table | None = None
+    symbol_info: dict[str, Any] | None = None
+    api_calls: int = 1
+    notes: list[str] = field(default_factory=list)
+
+
+class Source(ABC):
+    """A market-data source. Ranges are half-open ``[start, end)`` in tz-aware UTC."""
+
+    name: str
+    capabilities: Capabilities
+
+    @abstractmethod
+    def fetch_bars(
+        self, symbol: str, timeframe: str, start: datetime, end: datetime
+    ) -> FetchResult:
+        """Return the bars with ``start <= ts < end``; at most ``max_span`` long."""
+
+    def list_symbols(self) -> list[str] | None:
+        """Symbols the source generates or holds, when it knows them (None otherwise)."""
+        return None

@@ -626,6 +626,23 @@ class Lake:
         )
         self.upsert_partition(REJECTS, {"dataset": dataset, "source": source}, table)
 
+    def write_rejected_lines(
+        self,
+        dataset: str,
+        source: str,
+        symbol: str,
+        timeframe: str | None,
+        rejects: list[tuple[int, str, str]],
+    ) -> None:
+        """Quarantine input lines that could not be parsed: (line number, reason, text)."""
+        table = _reject_table(
+            [f"line {i}" for i, _r, _t in rejects],
+            [r for _i, r, _t in rejects],
+            [json.dumps({"line": t}) for _i, _r, t in rejects],
+        )
+        with self.writer():
+            self._write_rejects(dataset, source, symbol, timeframe, table)
+
     # -- reading -------------------------------------------------------------------------
 
     def read_bars(

@@ -1,0 +1,336 @@
+"""The ``duckmarket`` command: parses arguments and calls the library, nothing more."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+from datetime import datetime
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from .errors import DuckmarketError, InvalidInputError
+from .paths import ENV_VAR, DataPaths
+
+out = Console()
+err = Console(stderr=True)
+
+#: modules that add their own subcommands with ``register_cli(subparsers)``
+PLUGIN_MODULES = ("ingest.build", "hotpath.cli", "ingest.server")
+
+
+def _fmt_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} GiB"
+
+
+def _fmt_ts(ts: datetime | None) -> str:
+    if ts is None:
+        return "-"
+    if ts.hour == ts.minute == ts.second == 0:
+        return f"{ts:%Y-%m-%d}"
+    return f"{ts:%Y-%m-%d %H:%M}"
+
+
+def _manager(args: argparse.Namespace):  # -> DataManager, imported lazily for a fast --help
+    from .manager import DataManager
+
+    return DataManager(args.paths)
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[symbol]}"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+        disable=not err.is_terminal,
+    )
+
+
+def _run_ingest(args: argparse.Namespace, source: str, symbols: list[str], **opts: object) -> int:
+    from .manager import DataManager
+
+    dm = DataManager(args.paths)
+    if opts:
+        from .sources import make
+
+        dm.add_source(make(source, **opts))
+    with _progress() as bar:
+        task = bar.add_task(f"ingest {source} {args.timeframe}", total=len(symbols), symbol="")
+
+        def tick(sym: str, i: int, n: int) -> None:
+            bar.update(task, completed=i, symbol=sym)
+
+        report = dm.ingest(
+            symbols,
+            args.timeframe,
+            args.start,
+            args.end,
+            source=source,
+            force_refresh=args.force_refresh,
+            progress=tick,
+        )
+    fetched = sum(1 for r in report.results if r.status in ("ok", "empty"))
+    cached = sum(1 for r in report.results if r.status == "cached")
+    rejected = sum(r.rejected for r in report.results)
+    out.print(
+        f"{source} {report.timeframe}: {len(report.results)} symbol(s), {report.rows:,} rows "
+        f"written, {report.api_calls} source call(s), {fetched} fetched, {cached} already "
+        f"held, {rejected} row(s) quarantined, {report.duration_s:.1f} s"
+    )
+    for r in report.failed:
+        err.print(f"[red]failed[/red] {r.symbol}: {r.error}")
+    if report.failed:
+        err.print(
+            f"{len(report.failed)} symbol(s) failed; what was fetched is kept. "
+            "Re-run the same command to retry only what is missing."
+        )
+        return 2
+    return 0
+
+
+def cmd_ingest_synthetic(args: argparse.Namespace) -> int:
+    from .sources.synthetic import SyntheticSource
+
+    symbols = args.symbol or SyntheticSource(seed=args.seed, n_symbols=args.symbols).list_symbols()
+    return _run_ingest(
+        args, "synthetic", list(symbols or []), seed=args.seed, n_symbols=args.symbols
+    )
+
+
+def cmd_ingest_yfinance(args: argparse.Namespace) -> int:
+    return _run_ingest(args, "yfinance", args.tickers)
+
+
+def cmd_ingest_csv(args: argparse.Namespace) -> int:
+    from .manager import DataManager
+
+    mapping = {}
+    for item in args.map or []:
+        if "=" not in item:
+            raise InvalidInputError(f"--map {item!r}: use FILE_COLUMN=FIELD, e.g. --map o=open")
+        k, v = item.split("=", 1)
+        mapping[k.strip()] = v.strip()
+    dm = DataManager(args.paths)
+    total = 0
+    for path in args.files:
+        rep = dm.import_file(
+            path,
+            symbol=args.symbol,
+            timeframe=args.timeframe,
+            mapping=mapping or None,
+            timezone=args.timezone,
+            source=args.source_name,
+        )
+        total += rep.rows_written
+        out.print(
+            f"{path}: {rep.rows_written:,} rows into {args.source_name}/{args.symbol}"
+            f"/{args.timeframe}, {rep.rejected} row(s) quarantined"
+        )
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    dm = _manager(args)
+    stats = dm.get_cache_stats()
+    if not stats["groups"]:
+        out.print(f"the lake at {stats['data_dir']} is empty; try `duckmarket demo`")
+        return 0
+    t = Table(title=f"duckmarket lake: {stats['data_dir']}")
+    for col in ("dataset", "source", "timeframe", "symbols", "files", "rows", "size", "from", "to"):
+        t.add_column(
+            col, justify="right" if col in ("symbols", "files", "rows", "size") else "left"
+        )
+    for g in stats["groups"]:
+        t.add_row(
+            g["dataset"],
+            g["source"] or "-",
+            g["timeframe"] or "-",
+            f"{g['symbols']:,}",
+            f"{g['files']:,}",
+            f"{g['rows']:,}",
+            _fmt_bytes(g["bytes"]),
+            _fmt_ts(g["first"]),
+            _fmt_ts(g["last"]),
+        )
+    out.print(t)
+    runs = ", ".join(f"{k} {v}" for k, v in sorted(stats["fetch_runs"].items())) or "none"
+    out.print(
+        f"{stats['symbols']} symbol(s), {stats['rows']:,} bars, {_fmt_bytes(stats['bytes'])}; "
+        f"quarantined rows: {stats['rejected_rows']:,}; fetch runs: {runs}"
+    )
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    dm = _manager(args)
+    report = dm.verify(repair=not args.no_repair)
+    for p in report.problems:
+        state = "repaired" if p.repaired else "found"
+        err.print(f"[yellow]{state}[/yellow] {p.kind}: {p.path}: {p.detail}")
+    if report.orphans_swept:
+        out.print(f"swept {report.orphans_swept} orphaned temporary file(s)")
+    if report.ok:
+        out.print(f"verify: {report.files_checked} file(s) checked, all match the manifest")
+        return 0
+    unrepaired = [p for p in report.problems if not p.repaired]
+    out.print(
+        f"verify: {report.files_checked} file(s) checked, {len(report.problems)} problem(s), "
+        f"{len(report.problems) - len(unrepaired)} repaired"
+    )
+    if unrepaired:
+        err.print("run `duckmarket verify` without --no-repair to repair the manifest")
+        return 1
+    return 0
+
+
+def cmd_clear(args: argparse.Namespace) -> int:
+    if args.timeframe and not args.symbol:
+        raise InvalidInputError("--timeframe needs --symbol (or clear everything with --all)")
+    if not (args.symbol or args.all):
+        raise InvalidInputError("say what to clear: --all, or --symbol SYM [--timeframe TF]")
+    dm = _manager(args)
+    n = dm.clear_cache(symbol=args.symbol, timeframe=args.timeframe, source=args.source)
+    what = (
+        "everything" if args.all else args.symbol + (f" {args.timeframe}" if args.timeframe else "")
+    )
+    out.print(f"cleared {what}: {n} file(s) removed")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Synthetic universe -> lake -> warehouse, offline; then status and verify."""
+    from .manager import DataManager
+    from .sources.synthetic import SyntheticSource
+
+    dm = DataManager(args.paths)
+    src = SyntheticSource(seed=42, n_symbols=args.symbols)
+    dm.add_source(src)
+    symbols = src.list_symbols() or []
+    out.print(f"[bold]1. ingest[/bold] {len(symbols)} synthetic symbols into {args.paths.lake}")
+    for tf, start, end in (("1d", "2019-01-01", "2024-01-01"), ("1m", "2023-10-01", "2024-01-01")):
+        ns = argparse.Namespace(**vars(args))
+        ns.timeframe, ns.start, ns.end, ns.force_refresh = tf, start, end, False
+        rc = _run_ingest(ns, "synthetic", symbols)
+        if rc:
+            return rc
+    cmd_status(args)
+    if cmd_verify(argparse.Namespace(**{**vars(args), "no_repair": False})):
+        return 1
+    try:
+        build = importlib.import_module("ingest.build")
+    except ModuleNotFoundError:
+        out.print("the warehouse build is not available yet (ingest/build.py)")
+        return 0
+    out.print("[bold]2. build[/bold] the warehouse with dbt (a minute or two)")
+    result = build.run_build(args.paths)
+    if not getattr(result, "ok", True):
+        return 1
+    out.print("[bold]3. summary[/bold]")
+    summary = build.summary(args.paths)
+    for k, v in summary.items():
+        out.print(f"  {k}: {v}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="duckmarket",
+        description="A DuckDB-centric SQL warehouse for market data.",
+    )
+    p.add_argument(
+        "--data-dir",
+        metavar="PATH",
+        help=f"data root (default: ${ENV_VAR}, else ./data)",
+    )
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    ing = sub.add_parser("ingest", help="land market data in the lake (only what is missing)")
+    isub = ing.add_subparsers(dest="source", metavar="SOURCE", required=True)
+
+    def common(q: argparse.ArgumentParser, default_tf: str = "1d") -> None:
+        q.add_argument("--timeframe", "-t", default=default_tf, help=f"default {default_tf}")
+        q.add_argument("--start", help="first date (UTC, ISO), inclusive")
+        q.add_argument("--end", help="last date (UTC, ISO), exclusive; default now")
+        q.add_argument("--force-refresh", action="store_true", help="re-fetch held ranges too")
+
+    syn = isub.add_parser("synthetic", help="deterministic synthetic universe (offline)")
+    syn.add_argument("--symbols", type=int, default=30, metavar="N", help="universe size")
+    syn.add_argument("--symbol", nargs="+", help="only these generated symbols")
+    syn.add_argument("--seed", type=int, default=42)
+    common(syn, "1m")
+    syn.set_defaults(func=cmd_ingest_synthetic)
+
+    yf = isub.add_parser("yfinance", help="Yahoo Finance via yfinance (needs the network)")
+    yf.add_argument("tickers", nargs="+", metavar="SYMBOL")
+    common(yf)
+    yf.set_defaults(func=cmd_ingest_yfinance)
+
+    csv = isub.add_parser("csv", help="import CSV or Parquet files (yfinance or generic shape)")
+    csv.add_argument("files", nargs="+", metavar="FILE")
+    csv.add_argument("--symbol", required=True)
+    csv.add_argument("--timeframe", "-t", default="1d")
+    csv.add_argument("--map", nargs="+", metavar="COL=FIELD", help="column mapping, e.g. o=open")
+    csv.add_argument("--timezone", help="timezone of naive timestamps, e.g. America/New_York")
+    csv.add_argument("--source-name", default="csv", help="source name in the lake (csv)")
+    csv.set_defaults(func=cmd_ingest_csv)
+
+    st = sub.add_parser("status", help="what the lake holds")
+    st.set_defaults(func=cmd_status)
+
+    ve = sub.add_parser("verify", help="check every file against the manifest and repair it")
+    ve.add_argument("--no-repair", action="store_true", help="only report")
+    ve.set_defaults(func=cmd_verify)
+
+    cl = sub.add_parser("clear", help="remove all data, one symbol, or a symbol's timeframe")
+    cl.add_argument("--all", action="store_true")
+    cl.add_argument("--symbol")
+    cl.add_argument("--timeframe")
+    cl.add_argument("--source")
+    cl.set_defaults(func=cmd_clear)
+
+    de = sub.add_parser("demo", help="synthetic data -> lake -> warehouse, offline")
+    de.add_argument("--symbols", type=int, default=12, metavar="N")
+    de.set_defaults(func=cmd_demo)
+
+    for mod in PLUGIN_MODULES:
+        try:
+            module = importlib.import_module(mod)
+        except ModuleNotFoundError as exc:
+            if exc.name in (mod, mod.rsplit(".", 1)[0]) or (exc.name or "").startswith(mod):
+                continue
+            raise
+        register = getattr(module, "register_cli", None)
+        if register is not None:
+            register(sub)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    args.paths = DataPaths.from_arg(args.data_dir)
+    try:
+        return int(args.func(args) or 0)
+    except DuckmarketError as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        err.print("interrupted; committed data is kept, re-run to continue")
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

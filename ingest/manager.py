@@ -1,0 +1,422 @@
+"""The DataManager: fetch what is missing, land it in the lake, read it back."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from .errors import DuckmarketError, InvalidInputError, UnsupportedRequestError
+from .lake import Lake, VerifyReport, WriteReport
+from .manifest import from_us
+from .paths import DataPaths
+from .planner import plan
+from .schema import TS_TYPE, validate_symbol
+from .sources import make as make_source
+from .sources.base import Source
+from .timeframes import SESSION_TIMEFRAMES, normalize_timeframe
+
+#: how far back ``start=None`` reaches when the source has no limit of its own
+DEFAULT_HISTORY = {"intraday": timedelta(days=30), "daily": timedelta(days=365 * 5)}
+
+
+def to_utc(value: str | date | datetime | None, name: str) -> datetime | None:
+    """Parse a user-supplied bound: ISO text, a date (midnight UTC) or an aware datetime."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise InvalidInputError(
+                f"{name} {value!r} is not a date; use ISO form such as 2023-01-31 "
+                "or 2023-01-31T14:30:00+00:00"
+            ) from None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise InvalidInputError(
+                f"{name} {value!r} has no timezone; pass an aware datetime "
+                "(e.g. datetime(..., tzinfo=timezone.utc))"
+            )
+        return value.astimezone(UTC)
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day, tzinfo=UTC)
+    raise InvalidInputError(f"{name} must be a date, datetime or ISO text, got {value!r}")
+
+
+@dataclass
+class SymbolResult:
+    symbol: str
+    status: str  # ok | empty | cached | failed
+    rows: int = 0
+    api_calls: int = 0
+    rejected: int = 0
+    error: str | None = None
+
+
+@dataclass
+class IngestReport:
+    source: str
+    timeframe: str
+    results: list[SymbolResult] = field(default_factory=list)
+    duration_s: float = 0.0
+
+    @property
+    def failed(self) -> list[SymbolResult]:
+        return [r for r in self.results if r.status == "failed"]
+
+    @property
+    def rows(self) -> int:
+        return sum(r.rows for r in self.results)
+
+    @property
+    def api_calls(self) -> int:
+        return sum(r.api_calls for r in self.results)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+ProgressFn = Callable[[str, int, int], None]
+
+
+class DataManager:
+    """Fetch-once access to market data kept in a local lake.
+
+    >>> dm = DataManager("data")                                      # doctest: +SKIP
+    >>> dm.get_ohlcv("SYN000", "1d", "2023-01-01", "2023-03-01", source="synthetic")
+    """
+
+    def __init__(
+        self,
+        data_dir: str | os.PathLike[str] | DataPaths | None = None,
+        *,
+        sources: Mapping[str, Source] | None = None,
+        default_source: str = "yfinance",
+        now: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.paths = data_dir if isinstance(data_dir, DataPaths) else DataPaths.from_arg(data_dir)
+        self.paths.ensure()
+        self.lake = Lake(self.paths)
+        self._sources: dict[str, Source] = dict(sources or {})
+        self.default_source = default_source
+        self._now = now or (lambda: datetime.now(UTC))
+
+    def close(self) -> None:
+        self.lake.close()
+
+    def __enter__(self) -> DataManager:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- sources -------------------------------------------------------------------------
+
+    def source(self, name: str | None = None) -> Source:
+        name = name or self.default_source
+        if name not in self._sources:
+            self._sources[name] = make_source(name)
+        return self._sources[name]
+
+    def add_source(self, source: Source) -> None:
+        self._sources[source.name] = source
+
+    # -- fetching ------------------------------------------------------------------------
+
+    def _bounds(
+        self,
+        src: Source,
+        timeframe: str,
+        start: str | date | datetime | None,
+        end: str | date | datetime | None,
+    ) -> tuple[datetime, datetime]:
+        now = self._now()
+        e = to_utc(end, "end") or now
+        s = to_utc(start, "start")
+        if s is None:
+            limits = src.capabilities.timeframes[timeframe]
+            default = DEFAULT_HISTORY["daily" if timeframe in SESSION_TIMEFRAMES else "intraday"]
+            s = min(e, now) - (limits.lookback or default)
+        if e <= s:
+            raise InvalidInputError(f"end ({e:%Y-%m-%d %H:%M}) must be after start ({s:%Y-%m-%d})")
+        return s, e
+
+    def ingest(
+        self,
+        symbols: Sequence[str],
+        timeframe: str,
+        start: str | date | datetime | None = None,
+        end: str | date | datetime | None = None,
+        *,
+        source: str | None = None,
+        force_refresh: bool = False,
+        progress: ProgressFn | None = None,
+    ) -> IngestReport:
+        """Fetch the missing ranges of every symbol into the lake.
+
+        A symbol that fails (the source raises) is recorded as a failed fetch run and the
+        others go on; what was committed before the failure stays committed.
+        """
+        src = self.source(source)
+        timeframe = normalize_timeframe(timeframe)
+        if not src.capabilities.supports(timeframe):
+            raise UnsupportedRequestError(
+                f"source {src.name!r} has no {timeframe} bars; it serves "
+                f"{', '.join(src.capabilities.timeframes)}"
+            )
+        symbols = [validate_symbol(s) for s in symbols]
+        s, e = self._bounds(src, timeframe, start, end)
+        report = IngestReport(src.name, timeframe)
+        t0 = time.perf_counter()
+        infos: dict[str, dict[str, Any]] = {}
+        with self.lake.writer():
+            for i, sym in enumerate(symbols):
+                if progress:
+                    progress(sym, i, len(symbols))
+                res = self._ingest_symbol(src, sym, timeframe, s, e, force_refresh, infos)
+                report.results.append(res)
+            if infos:
+                self.lake.write_symbols(src.name, infos)
+            self.lake.manifest.write_mirror(self.paths.lake / "_manifest")
+        if progress:
+            progress("", len(symbols), len(symbols))
+        report.duration_s = time.perf_counter() - t0
+        return report
+
+    def _ingest_symbol(
+        self,
+        src: Source,
+        symbol: str,
+        timeframe: str,
+        start: datetime,
+        end: datetime,
+        force_refresh: bool,
+        infos: dict[str, dict[str, Any]],
+    ) -> SymbolResult:
+        m = self.lake.manifest
+        now = self._now()
+        covered = m.coverage(src.name, symbol, timeframe)
+        p = plan(src.capabilities, timeframe, start, end, covered, now, force_refresh)
+        for us, ue in p.unreachable:
+            m.add_coverage(src.name, symbol, timeframe, from_us(us), from_us(ue), "unrecoverable")
+        result = SymbolResult(symbol, "cached")
+        for cs, ce in p.fetch_ranges:
+            run = m.start_fetch_run(src.name, symbol, timeframe, cs, ce)
+            t0 = time.perf_counter()
+            try:
+                fr = src.fetch_bars(symbol, timeframe, cs, ce)
+                w = self.lake.write_bars(src.name, symbol, timeframe, fr.bars, fetch_run_id=run)
+                if fr.actions is not None and fr.actions.num_rows:
+                    self.lake.write_actions(src.name, symbol, fr.actions, fetch_run_id=run)
+            except Exception as exc:
+                msg = (
+                    str(exc) if isinstance(exc, DuckmarketError) else f"{type(exc).__name__}: {exc}"
+                )
+                m.finish_fetch_run(
+                    run, "failed", duration_s=time.perf_counter() - t0, error=msg[:2000]
+                )
+                result.status, result.error = "failed", msg
+                return result
+            if fr.symbol_info:
+                infos[symbol] = fr.symbol_info
+            status = "fetched" if w.rows_written else "empty"
+            cover_end = ce
+            if w.rows_written and "is_final" in fr.bars.column_names:
+                pending = fr.bars.filter(pc.invert(pc.fill_null(fr.bars.column("is_final"), True)))
+                if pending.num_rows:
+                    first = pc.min(pc.cast(pending.column("ts"), TS_TYPE)).as_py()
+                    cover_end = max(cs, min(ce, first))
+            if cover_end > cs:
+                m.add_coverage(src.name, symbol, timeframe, cs, cover_end, status, run)
+            m.finish_fetch_run(
+                run,
+                "ok" if w.rows_written else "empty",
+                rows=w.rows_written,
+                api_calls=fr.api_calls,
+                duration_s=time.perf_counter() - t0,
+            )
+            result.rows += w.rows_written
+            result.rejected += w.rejected
+            result.api_calls += fr.api_calls
+            result.status = "ok" if result.rows else "empty"
+        return result
+
+    def import_file(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        symbol: str,
+        timeframe: str = "1d",
+        mapping: dict[str, str] | None = None,
+        timezone: str | None = None,
+        source: str = "csv",
+    ) -> WriteReport:
+        """Import a local CSV or Parquet file (yfinance export or generic shape).
+
+        Prices are converted to as-traded, dividends and splits go to corporate_actions,
+        unparsable lines are quarantined with their reason, and the file's span is recorded
+        as coverage of ``source``."""
+        from .sources.csv import read_bar_file
+
+        symbol = validate_symbol(symbol)
+        tf = normalize_timeframe(timeframe)
+        imported = read_bar_file(path, timeframe=tf, mapping=mapping, timezone=timezone)
+        m = self.lake.manifest
+        bars = imported.bars
+        with self.lake.writer():
+            lo, hi = _span(bars, tf)
+            run = m.start_fetch_run(source, symbol, tf, lo, hi)
+            t0 = time.perf_counter()
+            report = self.lake.write_bars(source, symbol, tf, bars, fetch_run_id=run)
+            if imported.actions is not None and imported.actions.num_rows:
+                self.lake.write_actions(source, symbol, imported.actions, fetch_run_id=run)
+            if imported.rejects:
+                self.lake.write_rejected_lines("bars", source, symbol, tf, imported.rejects)
+                report.rejected += len(imported.rejects)
+            if report.rows_written:
+                m.add_coverage(source, symbol, tf, lo, hi, "fetched", run)
+            m.finish_fetch_run(
+                run,
+                "ok" if report.rows_written else "empty",
+                rows=report.rows_written,
+                api_calls=0,
+                duration_s=time.perf_counter() - t0,
+            )
+            self.lake.write_symbols(source, {symbol: {}})
+            m.write_mirror(self.paths.lake / "_manifest")
+        return report
+
+    # -- reading -------------------------------------------------------------------------
+
+    def get_ohlcv(
+        self,
+        symbol: str,
+        timeframe: str = "1d",
+        start: str | date | datetime | None = None,
+        end: str | date | datetime | None = None,
+        force_refresh: bool = False,
+        source: str | None = None,
+    ) -> pl.DataFrame:
+        """Raw (as-traded) bars of one symbol, fetching whatever is not yet held.
+
+        Raises the source's error when the fetch fails; use :meth:`ingest` to collect
+        failures instead."""
+        src = self.source(source)
+        tf = normalize_timeframe(timeframe)
+        s, e = self._bounds(src, tf, start, end)
+        report = self.ingest([symbol], tf, s, e, source=src.name, force_refresh=force_refresh)
+        if report.failed:
+            raise_for(report.failed[0])
+        table = self.lake.read_bars(src.name, validate_symbol(symbol), tf, s, e)
+        return _frame(table, validate_symbol(symbol))
+
+    def get_ohlcv_multi(
+        self,
+        symbols: Iterable[str],
+        timeframe: str = "1d",
+        start: str | date | datetime | None = None,
+        end: str | date | datetime | None = None,
+        force_refresh: bool = False,
+        source: str | None = None,
+    ) -> pl.DataFrame:
+        """Raw bars of several symbols in one long frame (symbol, ts, ...), sorted."""
+        syms = [validate_symbol(s) for s in symbols]
+        src = self.source(source)
+        tf = normalize_timeframe(timeframe)
+        s, e = self._bounds(src, tf, start, end)
+        report = self.ingest(syms, tf, s, e, source=src.name, force_refresh=force_refresh)
+        if report.failed:
+            raise_for(report.failed[0], more=len(report.failed) - 1)
+        frames = [_frame(self.lake.read_bars(src.name, sym, tf, s, e), sym) for sym in syms]
+        return pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame()
+
+    # -- housekeeping --------------------------------------------------------------------
+
+    def get_cache_stats(self) -> dict[str, Any]:
+        """What the lake holds: totals and one row per (dataset, source, timeframe)."""
+        rows = self.lake.manifest.query(
+            """select dataset, source, timeframe, count(distinct symbol) as symbols,
+                      count(*) as files, sum(rows) as rows, sum(bytes) as bytes,
+                      min(min_us) as min_us, max(max_us) as max_us
+               from data_files where superseded_at is null and dataset != 'rejects'
+               group by dataset, source, timeframe order by dataset, source, timeframe"""
+        )
+        groups = []
+        for r in rows:
+            g = dict(r)
+            g["first"] = from_us(g.pop("min_us")) if r["min_us"] is not None else None
+            g["last"] = from_us(g.pop("max_us")) if r["max_us"] is not None else None
+            groups.append(g)
+        runs = self.lake.manifest.query(
+            "select status, count(*) as n, sum(api_calls) as calls from fetch_runs group by 1"
+        )
+        rejects = self.lake.manifest.query(
+            "select coalesce(sum(rows), 0) as n from data_files "
+            "where superseded_at is null and dataset = 'rejects'"
+        )[0]["n"]
+        return {
+            "data_dir": str(self.paths.root),
+            "symbols": self.lake.manifest.query(
+                """select count(*) as n from (select distinct source, symbol from data_files
+                   where superseded_at is null and dataset = 'bars')"""
+            )[0]["n"],
+            "files": sum(g["files"] for g in groups),
+            "rows": sum(g["rows"] for g in groups if g["dataset"] == "bars"),
+            "bytes": sum(g["bytes"] for g in groups),
+            "rejected_rows": rejects,
+            "fetch_runs": {r["status"]: r["n"] for r in runs},
+            "api_calls": sum(r["calls"] or 0 for r in runs),
+            "groups": groups,
+        }
+
+    def clear_cache(
+        self, symbol: str | None = None, timeframe: str | None = None, source: str | None = None
+    ) -> int:
+        """Remove everything, one symbol, or one symbol's timeframe; returns files removed."""
+        n = self.lake.clear(symbol=symbol, timeframe=timeframe, source=source)
+        with self.lake.writer():
+            self.lake.manifest.write_mirror(self.paths.lake / "_manifest")
+        return n
+
+    def verify(self, repair: bool = True) -> VerifyReport:
+        report = self.lake.verify(repair=repair)
+        if repair:
+            with self.lake.writer():
+                self.lake.manifest.write_mirror(self.paths.lake / "_manifest")
+        return report
+
+
+def _span(bars: pa.Table, timeframe: str) -> tuple[datetime, datetime]:
+    """[first bar, end of the last bar) of a batch."""
+    from .timeframes import bar_length
+
+    if bars.num_rows == 0:
+        now = datetime.now(UTC)
+        return now, now
+    ts = pc.cast(bars.column("ts"), TS_TYPE)
+    lo, hi = pc.min(ts).as_py(), pc.max(ts).as_py()
+    return lo, hi + bar_length(timeframe)
+
+
+def raise_for(failure: SymbolResult, more: int = 0) -> None:
+    from .errors import SourceError
+
+    extra = f" (and {more} more symbol(s) failed)" if more > 0 else ""
+    raise SourceError(f"fetching {failure.symbol} failed: {failure.error}{extra}")
+
+
+def _frame(table: pa.Table, symbol: str) -> pl.DataFrame:
+    df = pl.from_arrow(table)
+    assert isinstance(df, pl.DataFrame)
+    return df.select(pl.lit(symbol).alias("symbol"), pl.all())

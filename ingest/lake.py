@@ -806,14 +806,18 @@ class Lake:
         timeframe: str | None,
         f: object | None,
     ) -> None:
+        """Retire a lost file and forget the coverage of its whole period, so the next
+        fetch asks the source for that period again."""
         self.manifest.retire_file(rel)
-        if dataset == "bars" and source and symbol and timeframe:
-            lo = getattr(f, "min_us", None)
-            hi = getattr(f, "max_us", None)
-            if lo is None or hi is None:
-                self.manifest.clear_coverage(source=source, symbol=symbol, timeframe=timeframe)
-            else:
-                _clear_coverage_span(self.manifest, source, symbol, timeframe, lo, hi + 1)
+        if dataset != "bars" or not (source and symbol and timeframe):
+            return
+        period = _keys_from_rel(rel)[1].get("period", "all")
+        if period.isdigit():
+            lo = to_us(datetime(int(period), 1, 1, tzinfo=UTC))
+            hi = to_us(datetime(int(period) + 1, 1, 1, tzinfo=UTC))
+            _clear_coverage_span(self.manifest, source, symbol, timeframe, lo, hi)
+        else:
+            self.manifest.clear_coverage(source=source, symbol=symbol, timeframe=timeframe)
 
     def _record_existing(self, rel: str, p: Path) -> int:
         dataset_name, keys = _keys_from_rel(rel)

@@ -15,8 +15,8 @@ from rich.table import Table
 from .errors import DuckmarketError, InvalidInputError
 from .paths import ENV_VAR, DataPaths
 
-out = Console()
-err = Console(stderr=True)
+out = Console(width=None if sys.stdout.isatty() else 120)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 120)
 
 #: modules that add their own subcommands with ``register_cli(subparsers)``
 PLUGIN_MODULES = ("ingest.build", "hotpath.cli", "ingest.server")

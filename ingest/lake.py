@@ -294,11 +294,15 @@ def validate_actions(table: pa.Table) -> Validated:
         ),
         (
             "split without a positive finite split_ratio",
-            pc.and_(is_split, pc.or_(pc.invert(pc.is_finite(ratio)), pc.less_equal(ratio, 0))),
+            pc.and_kleene(
+                is_split, pc.or_kleene(pc.invert(pc.is_finite(ratio)), pc.less_equal(ratio, 0))
+            ),
         ),
         (
             "dividend without a positive finite cash_amount",
-            pc.and_(is_div, pc.or_(pc.invert(pc.is_finite(cash)), pc.less_equal(cash, 0))),
+            pc.and_kleene(
+                is_div, pc.or_kleene(pc.invert(pc.is_finite(cash)), pc.less_equal(cash, 0))
+            ),
         ),
         (
             "duplicate action in batch (last kept)",

@@ -1,0 +1,540 @@
+"""Bars from local CSV or Parquet files: Yahoo exports, generic vendor files, old archives.
+
+Two shapes are understood:
+
+* the yfinance export shape (``Date``/``Datetime``, Open, High, Low, Close, Adj Close,
+  Volume, optionally Dividends and Stock Splits; rows in either order). Its prices are
+  split-adjusted as of the export, so they are un-adjusted with the file's own Stock
+  Splits column by :func:`ingest.sources.yfinance.unadjust_splits`;
+* a generic shape, with a ``mapping`` from the file's column names to the standard names
+  (``ts``, ``open``, ``high``, ``low``, ``close``, ``volume``, ``adj_close``,
+  ``dividends``, ``stock_splits``) and a ``timezone`` for naive timestamps.
+
+The happy path is one vectorised parse (pyarrow.csv with typed columns); only when it
+fails does the reader fall back to parsing text columns with polars and rejecting the rows
+that do not parse (with the reason and the row's text).
+"""
+
+from __future__ import annotations
+
+import csv as _pycsv
+import io
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+
+from ..errors import InvalidInputError, UnsupportedRequestError
+from ..schema import TS_TYPE
+from ..timeframes import SESSION_TIMEFRAMES, normalize_timeframe
+from .base import Capabilities, FetchResult, Source, TimeframeLimits
+from .yfinance import actions_table, unadjust_splits
+
+__all__ = ["STANDARD_COLUMNS", "CsvSource", "ImportedFile", "read_bar_file"]
+
+#: standard column -> header spellings recognised without a mapping (case-insensitive)
+STANDARD_COLUMNS: dict[str, tuple[str, ...]] = {
+    "ts": ("ts", "date", "datetime", "timestamp", "time"),
+    "open": ("open",),
+    "high": ("high",),
+    "low": ("low",),
+    "close": ("close",),
+    "volume": ("volume",),
+    "adj_close": ("adj close", "adj_close", "adjclose", "adjusted close"),
+    "dividends": ("dividends", "dividend"),
+    "stock_splits": ("stock splits", "stock_splits", "splits"),
+}
+REQUIRED = ("ts", "open", "high", "low", "close", "volume")
+_NUMERIC = ("open", "high", "low", "close", "volume", "adj_close", "dividends", "stock_splits")
+_MAX_BAD_FRACTION = 0.5
+_TZ_SUFFIX = r"(Z|z|[+-]\d\d:?\d\d)$"
+
+
+@dataclass
+class ImportedFile:
+    """One file read: as-traded bars, actions (when the file has them) and rejected rows."""
+
+    bars: pa.Table
+    actions: pa.Table | None = None
+    #: (0-based data row index, reason, the row's text)
+    rejects: list[tuple[int, str, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def _fail(path: Path, what: str) -> InvalidInputError:
+    return InvalidInputError(f"{path}: {what}")
+
+
+# --- reading ----------------------------------------------------------------------------
+
+
+def _is_parquet(path: Path) -> bool:
+    if path.suffix.lower() in (".parquet", ".pq", ".parq"):
+        return True
+    with path.open("rb") as fh:
+        return fh.read(4) == b"PAR1"
+
+
+def _csv_header(path: Path) -> tuple[list[str], int]:
+    """Column names and the number of header lines (3 for yfinance multi-ticker exports:
+    ``Price,...`` / ``Ticker,...`` / ``Date,,,``)."""
+    with path.open("r", encoding="utf-8-sig", errors="replace", newline="") as fh:
+        reader = _pycsv.reader(fh)
+        head = [row for _, row in zip(range(3), reader, strict=False)]
+    if not head or not any(c.strip() for c in head[0]):
+        raise _fail(path, "the file is empty (no header line); expected a CSV with a header")
+    names = [c.strip() for c in head[0]]
+    if (
+        names
+        and names[0].lower() == "price"
+        and len(head) == 3
+        and head[1]
+        and head[1][0].strip().lower() == "ticker"
+    ):
+        names[0] = head[2][0].strip() or "Date"
+        return names, 3
+    return names, 1
+
+
+def _resolve(
+    path: Path,
+    names: list[str],
+    mapping: dict[str, str] | None,
+    ts_column: str | None,
+) -> dict[str, str]:
+    """Standard name -> the file's column name."""
+    lower = {n.lower(): n for n in names}
+    out: dict[str, str] = {}
+    explicit: set[str] = set()
+    for src, target in (mapping or {}).items():
+        if target not in STANDARD_COLUMNS:
+            raise InvalidInputError(
+                f"mapping target {target!r} (for column {src!r}) is not one of "
+                f"{', '.join(STANDARD_COLUMNS)}"
+            )
+        col = src if src in names else lower.get(src.lower())
+        if col is None:
+            raise _fail(
+                path,
+                f"mapped column {src!r} is not in the file; columns found: {', '.join(names)}",
+            )
+        if target in out:
+            raise _fail(path, f"columns {out[target]!r} and {col!r} are both mapped to {target!r}")
+        out[target] = col
+        explicit.add(target)
+    if ts_column is not None:
+        col = ts_column if ts_column in names else lower.get(ts_column.lower())
+        if col is None:
+            raise _fail(
+                path,
+                f"ts column {ts_column!r} is not in the file; columns found: {', '.join(names)}",
+            )
+        out["ts"] = col
+        explicit.add("ts")
+    used = set(out.values())
+    for target, spellings in STANDARD_COLUMNS.items():
+        if target in explicit:
+            continue
+        hits = [n for n in names if n.strip().lower() in spellings and n not in used]
+        if len(hits) > 1:
+            raise _fail(
+                path,
+                f"columns {' and '.join(repr(h) for h in hits)} both look like {target!r}; "
+                f"pass a mapping (or ts_column) to say which one to use",
+            )
+        if hits:
+            out[target] = hits[0]
+    missing = [t for t in REQUIRED if t not in out]
+    if missing:
+        raise _fail(
+            path,
+            f"missing required column(s) {', '.join(missing)}; columns found: "
+            f"{', '.join(names) or '(none)'}. Pass a mapping such as "
+            "{'timestamp': 'ts', 'o': 'open', ...} for files with other names",
+        )
+    return out
+
+
+def _read_csv_fast(
+    path: Path, names: list[str], header_lines: int, cols: dict[str, str], intraday: bool
+) -> pl.DataFrame | None:
+    """Typed parse with pyarrow.csv; None when anything in the file does not parse."""
+    import pyarrow.csv as pacsv
+
+    types: dict[str, pa.DataType] = {cols[c]: pa.float64() for c in _NUMERIC if c in cols}
+    types[cols["ts"]] = TS_TYPE if intraday else pa.string()
+    try:
+        table = pacsv.read_csv(
+            path,
+            read_options=pacsv.ReadOptions(
+                skip_rows=header_lines, column_names=names, block_size=1 << 24
+            ),
+            convert_options=pacsv.ConvertOptions(
+                column_types=types,
+                include_columns=list(dict.fromkeys(cols.values())),
+                strings_can_be_null=True,
+            ),
+        )
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, ValueError):
+        return None
+    return pl.from_arrow(table)  # type: ignore[return-value]
+
+
+def _read_csv_text(
+    path: Path, names: list[str], header_lines: int, cols: dict[str, str]
+) -> pl.DataFrame:
+    """Every needed column as text (the fallback that lets bad rows be rejected one by one)."""
+    wanted = list(dict.fromkeys(cols.values()))
+    try:
+        df = pl.read_csv(
+            path,
+            has_header=False,
+            skip_rows=header_lines,
+            new_columns=names,
+            infer_schema=False,
+            truncate_ragged_lines=True,
+            encoding="utf8-lossy",
+        )
+        return df.select(wanted)
+    except (pl.exceptions.PolarsError, pl.exceptions.ComputeError):
+        pass
+    # last resort: the stdlib reader (odd quoting, ragged rows), padded to the header
+    text = path.read_text(encoding="utf-8-sig", errors="replace")
+    rows = list(_pycsv.reader(io.StringIO(text)))[header_lines:]
+    width = len(names)
+    rows = [(r + [""] * width)[:width] for r in rows if r]
+    data = {n: [r[i] if r[i] != "" else None for r in rows] for i, n in enumerate(names)}
+    return pl.DataFrame({n: data[n] for n in wanted}, schema={n: pl.String for n in wanted})
+
+
+def _read_parquet(path: Path) -> pa.Table:
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.read_table(path)
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise _fail(
+            path,
+            f"not a readable Parquet file ({exc}); it may be truncated or corrupt — "
+            "re-export or re-copy it",
+        ) from exc
+
+
+# --- parsing columns --------------------------------------------------------------------
+
+
+def _parse_ts(
+    path: Path, s: pl.Series, intraday: bool, timezone: str | None
+) -> tuple[pl.Series, pl.Series]:
+    """(ts as UTC datetime[us] or null where unparsable, exchange-local date)."""
+    utc = pl.Datetime("us", "UTC")
+    if s.dtype == pl.Date:
+        d = s
+        return d.cast(pl.Datetime("us")).dt.replace_time_zone("UTC"), d
+    if isinstance(s.dtype, pl.Datetime):
+        tz = s.dtype.time_zone
+        if not intraday:
+            d = s.dt.date()
+            return d.cast(pl.Datetime("us")).dt.replace_time_zone("UTC"), d
+        if tz is None:
+            if timezone is None:
+                raise _fail(path, _naive_message())
+            s = s.dt.replace_time_zone(timezone, ambiguous="earliest", non_existent="null")
+            tz = timezone
+        return s.dt.convert_time_zone("UTC").cast(utc), s.dt.date()
+    if s.dtype != pl.String:
+        raise _fail(
+            path,
+            f"the timestamp column has type {s.dtype}; expected dates, timestamps or text",
+        )
+    s = s.str.strip_chars()
+    wall_date = s.str.slice(0, 10).str.to_date("%Y-%m-%d", strict=False)
+    if not intraday:
+        other = s.str.to_date(strict=False) if wall_date.null_count() > s.null_count() else None
+        d = wall_date if other is None else wall_date.fill_null(other)
+        return d.cast(pl.Datetime("us")).dt.replace_time_zone("UTC"), d
+    has_tz = s.str.contains(_TZ_SUFFIX).fill_null(False)
+    aware = s.str.to_datetime(strict=False, time_zone="UTC", time_unit="us")
+    aware = pl.select(pl.when(pl.lit(has_tz)).then(pl.lit(aware)).otherwise(None)).to_series()
+    naive_mask = ~has_tz & s.is_not_null()
+    ts = aware
+    if naive_mask.any():
+        naive = s.str.to_datetime(strict=False, time_unit="us")
+        parsed_naive = naive_mask & naive.is_not_null()
+        if parsed_naive.any():
+            if timezone is None:
+                raise _fail(path, _naive_message())
+            local = naive.dt.replace_time_zone(timezone, ambiguous="earliest", non_existent="null")
+            ts = aware.fill_null(local.dt.convert_time_zone("UTC"))
+    ts = ts.cast(utc)
+    return ts, wall_date.fill_null(ts.dt.date())
+
+
+def _naive_message() -> str:
+    return (
+        "timestamps have no timezone offset; pass --timezone (e.g. --timezone "
+        "America/New_York) to say which exchange clock they are in"
+    )
+
+
+def _parse_numbers(s: pl.Series) -> pl.Series:
+    if s.dtype == pl.String:
+        return s.str.strip_chars().cast(pl.Float64, strict=False)
+    return s.cast(pl.Float64, strict=False)
+
+
+def _bad_text(raw: pl.Series, parsed: pl.Series) -> pl.Series:
+    """Rows where a non-empty text value did not parse."""
+    if raw.dtype != pl.String:
+        return parsed.is_null() & raw.is_not_null()
+    nonempty = raw.is_not_null() & (raw.str.strip_chars() != "")
+    return (nonempty & parsed.is_null()).fill_null(False)
+
+
+# --- the reader -------------------------------------------------------------------------
+
+
+def read_bar_file(
+    path: str | Path,
+    *,
+    timeframe: str,
+    mapping: dict[str, str] | None = None,
+    timezone: str | None = None,
+    ts_column: str | None = None,
+    split_adjusted: bool | None = None,
+    currency: str | None = None,
+) -> ImportedFile:
+    """Read one CSV or Parquet file of bars for one symbol.
+
+    ``mapping`` maps the file's column names to standard names; standard names are also
+    recognised case-insensitively without one. ``timezone`` is the clock of naive
+    timestamps (required when there are any, for intraday files). ``split_adjusted``
+    says whether prices are split-adjusted Yahoo-style (default: when the file has a
+    Stock Splits column); such prices are un-adjusted with that column. Daily and weekly
+    bars get ``ts`` = the session date at 00:00 UTC.
+    """
+    path = Path(path)
+    tf = normalize_timeframe(timeframe)
+    intraday = tf not in SESSION_TIMEFRAMES
+    if not path.is_file():
+        raise InvalidInputError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise _fail(path, "the file is empty; expected a CSV with a header line or Parquet")
+
+    if _is_parquet(path):
+        table = _read_parquet(path)
+        cols = _resolve(path, table.column_names, mapping, ts_column)
+        raw = pl.from_arrow(table.select(list(dict.fromkeys(cols.values()))))
+        assert isinstance(raw, pl.DataFrame)
+        fast = False
+    else:
+        names, header_lines = _csv_header(path)
+        cols = _resolve(path, names, mapping, ts_column)
+        # intraday split un-adjustment needs the exchange-local wall date: text path
+        can_fast = not (intraday and "stock_splits" in cols)
+        parsed = _read_csv_fast(path, names, header_lines, cols, intraday) if can_fast else None
+        fast = parsed is not None
+        raw = parsed if parsed is not None else _read_csv_text(path, names, header_lines, cols)
+    if raw.height == 0:
+        raise _fail(path, "the file has a header but no rows")
+
+    n = raw.height
+    ts, local_date = _parse_ts(path, raw.get_column(cols["ts"]), intraday, timezone)
+    values: dict[str, pl.Series] = {}
+    bad: dict[str, pl.Series] = {}
+    for name in _NUMERIC:
+        if name in cols:
+            r = raw.get_column(cols[name])
+            values[name] = _parse_numbers(r)
+            if not fast:
+                bad[name] = _bad_text(r, values[name])
+
+    # rows to reject: no usable timestamp, or unparsable numbers
+    reasons = pl.DataFrame({"_ts_bad": ts.is_null(), **bad})
+    reject_mask = reasons.get_column("_ts_bad")
+    if bad:
+        reject_mask = reasons.select(pl.any_horizontal(pl.all())).to_series()
+    rejects: list[tuple[int, str, str]] = []
+    if reject_mask.any():
+        idx = np.flatnonzero(reject_mask.to_numpy())
+        if idx.size > n * _MAX_BAD_FRACTION:
+            raise _fail(
+                path,
+                f"{idx.size} of {n} rows cannot be parsed (e.g. row {idx[0]}: "
+                f"{_row_text(raw, int(idx[0]))!r}); check the file's format, the mapping "
+                "and the timeframe",
+            )
+        sub = reasons[idx]
+        raw_ts = raw.get_column(cols["ts"])
+        for k, i in enumerate(idx.tolist()):
+            why = []
+            if sub["_ts_bad"][k]:
+                v = raw_ts[i]
+                why.append("missing timestamp" if v is None or v == "" else f"bad timestamp {v!r}")
+            for name in bad:
+                if sub[name][k]:
+                    why.append(f"bad {name} {raw.get_column(cols[name])[i]!r}")
+            rejects.append((i, "; ".join(why), _row_text(raw, i)))
+
+    keep = ~reject_mask
+    notes: list[str] = []
+    frame = pl.DataFrame({"ts": ts, "_date": local_date, **values})
+    if rejects:
+        frame = frame.filter(keep)
+    # duplicate timestamps: the first row in the file wins, later ones are rejected
+    ts_int = frame.get_column("ts").to_physical().to_numpy()
+    ascending = bool(ts_int.size < 2 or np.all(ts_int[1:] > ts_int[:-1]))
+    if not ascending and not bool(np.all(ts_int[1:] < ts_int[:-1])):
+        frame = frame.with_columns(pl.Series("_orig", np.flatnonzero(keep.to_numpy())))
+        dup = frame.select(~pl.col("ts").is_first_distinct()).to_series()
+        if dup.any():
+            for i in frame.filter(dup)["_orig"].to_list():
+                rejects.append((i, "duplicate timestamp", _row_text(raw, i)))
+            frame = frame.filter(~dup)
+        frame = frame.drop("_orig")
+    rejects.sort()
+
+    # actions (from all parsed rows, before dropping price-less ones)
+    nan = float("nan")
+    splits = frame.get_column("stock_splits").fill_null(0.0) if "stock_splits" in frame else None
+    divs = frame.get_column("dividends").fill_null(0.0) if "dividends" in frame else None
+    dates = frame.get_column("_date").to_numpy().astype("datetime64[D]")
+    if splits is not None:
+        s_np = splits.fill_nan(0.0).to_numpy()
+        smask = (s_np > 0) & (s_np != 1.0)
+        s_dates, s_ratios = dates[smask], s_np[smask]
+    else:
+        s_dates, s_ratios = np.array([], "datetime64[D]"), np.array([], np.float64)
+    adjusted = split_adjusted if split_adjusted is not None else splits is not None
+    actions: pa.Table | None = None
+    if splits is not None or divs is not None:
+        d_np = divs.fill_nan(0.0).to_numpy() if divs is not None else np.zeros(len(dates))
+        dmask = d_np != 0
+        actions = actions_table(
+            dates[dmask],
+            d_np[dmask],
+            s_dates,
+            s_ratios,
+            currency,
+            dividends_split_adjusted=adjusted,
+        )
+
+    # rows without any price (e.g. a dividend-only row) are not bars
+    prices = ["open", "high", "low", "close"]
+    no_price = frame.select(
+        pl.all_horizontal([pl.col(c).is_null() | pl.col(c).is_nan() for c in prices])
+    ).to_series()
+    if no_price.any():
+        notes.append(f"dropped {int(no_price.sum())} row(s) without prices")
+        frame = frame.filter(~no_price)
+    if rejects:
+        notes.append(f"rejected {len(rejects)} row(s) that could not be parsed")
+
+    if not ascending:
+        frame = frame.sort("ts", maintain_order=True)
+    out: dict[str, Any] = {"ts": frame.get_column("ts").to_arrow().cast(TS_TYPE)}
+    for c in ("open", "high", "low", "close", "volume"):
+        out[c] = pa.array(frame.get_column(c).fill_null(nan).to_numpy(), pa.float64())
+    out["is_final"] = pa.array(np.ones(frame.height, dtype=bool), pa.bool_())
+    if "adj_close" in frame:
+        out["adj_close"] = pa.array(frame.get_column("adj_close").fill_null(nan).to_numpy())
+    bars = pa.table(out)
+    if adjusted and s_dates.size:
+        bars = unadjust_splits(
+            bars, frame.get_column("_date").to_numpy().astype("datetime64[D]"), s_dates, s_ratios
+        )
+        notes.append(f"un-adjusted {s_dates.size} split(s) found in the file")
+    return ImportedFile(bars=bars, actions=actions, rejects=rejects, notes=notes)
+
+
+def _row_text(raw: pl.DataFrame, i: int) -> str:
+    row = raw.row(i)
+    return ",".join("" if v is None else str(v) for v in row).rstrip(",")
+
+
+# --- the source -------------------------------------------------------------------------
+
+
+class CsvSource(Source):
+    """A local file of one symbol's bars, served like any other source (no network)."""
+
+    name = "csv"
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        timeframe: str,
+        mapping: dict[str, str] | None = None,
+        timezone: str | None = None,
+        ts_column: str | None = None,
+        symbol: str | None = None,
+        split_adjusted: bool | None = None,
+        currency: str | None = None,
+    ) -> None:
+        self.path = Path(path)
+        self.timeframe = normalize_timeframe(timeframe)
+        self.mapping = mapping
+        self.timezone = timezone
+        self.ts_column = ts_column
+        self.symbol = symbol
+        self.split_adjusted = split_adjusted
+        self.currency = currency
+        self.capabilities = Capabilities(
+            timeframes={self.timeframe: TimeframeLimits()},
+            needs_network=False,
+            has_actions=True,
+        )
+        self._imported: ImportedFile | None = None
+
+    @property
+    def imported(self) -> ImportedFile:
+        """The whole file, read once (bars, actions and rejected rows)."""
+        if self._imported is None:
+            self._imported = read_bar_file(
+                self.path,
+                timeframe=self.timeframe,
+                mapping=self.mapping,
+                timezone=self.timezone,
+                ts_column=self.ts_column,
+                split_adjusted=self.split_adjusted,
+                currency=self.currency,
+            )
+        return self._imported
+
+    def list_symbols(self) -> list[str] | None:
+        return [self.symbol] if self.symbol else None
+
+    def fetch_bars(
+        self, symbol: str, timeframe: str, start: datetime, end: datetime
+    ) -> FetchResult:
+        if normalize_timeframe(timeframe) != self.timeframe:
+            raise UnsupportedRequestError(
+                f"{self.path} holds {self.timeframe} bars, not {timeframe}"
+            )
+        if self.symbol is not None and symbol != self.symbol:
+            raise UnsupportedRequestError(f"{self.path} holds {self.symbol}, not {symbol}")
+        for label, v in (("start", start), ("end", end)):
+            if v.tzinfo is None or v.utcoffset() is None:
+                raise InvalidInputError(f"{label} must be a timezone-aware datetime, got {v!r}")
+        imp = self.imported
+        lo = pa.scalar(start, TS_TYPE)
+        hi = pa.scalar(end, TS_TYPE)
+        import pyarrow.compute as pc
+
+        ts = imp.bars.column("ts")
+        bars = imp.bars.filter(pc.and_(pc.greater_equal(ts, lo), pc.less(ts, hi)))
+        actions = imp.actions
+        if actions is not None and actions.num_rows:
+            ex = actions.column("ex_date").cast(pa.timestamp("us")).cast(TS_TYPE)
+            day = start.astimezone(UTC).date()
+            first_day = pa.scalar(datetime(day.year, day.month, day.day, tzinfo=UTC), TS_TYPE)
+            actions = actions.filter(pc.and_(pc.greater_equal(ex, first_day), pc.less(ex, hi)))
+        notes = list(imp.notes)
+        if imp.rejects:
+            notes.append(f"{len(imp.rejects)} rejected row(s): see CsvSource.imported.rejects")
+        return FetchResult(bars=bars, actions=actions, symbol_info=None, api_calls=0, notes=notes)

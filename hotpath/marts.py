@@ -1,0 +1,109 @@
+"""The one obvious way to read a materialised Parquet mart from Python (polars, lazily).
+
+Projection (``columns``) and predicates (``symbols``, ``start`` inclusive, ``end`` exclusive)
+are pushed into the Parquet scan, so a point query reads only the row groups it needs.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import polars as pl
+
+from ingest.errors import InvalidInputError
+from ingest.paths import DataPaths
+
+from .timeutil import TimeLike, to_datetime
+
+__all__ = ["list_marts", "mart_path", "read_mart", "scan_mart"]
+
+_MART_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+DataDir = str | os.PathLike[str] | DataPaths | None
+
+
+def _paths(data_dir: DataDir) -> DataPaths:
+    return data_dir if isinstance(data_dir, DataPaths) else DataPaths.from_arg(data_dir)
+
+
+def list_marts(data_dir: DataDir = None) -> list[str]:
+    """Names of the marts materialised as Parquet under ``<data>/marts``."""
+    marts = _paths(data_dir).marts
+    return sorted(p.stem for p in marts.glob("*.parquet")) if marts.is_dir() else []
+
+
+def mart_path(name: str, data_dir: DataDir = None) -> Path:
+    """The Parquet file of mart ``name``; a clear error if the name is unsafe or not built."""
+    if not _MART_NAME.match(name):
+        raise InvalidInputError(
+            f"invalid mart name {name!r}: use the model's name, e.g. bars_adjusted"
+        )
+    paths = _paths(data_dir)
+    path = paths.marts / f"{name}.parquet"
+    if not path.is_file():
+        known = ", ".join(list_marts(paths)) or "none yet"
+        raise InvalidInputError(
+            f"no mart {name!r} under {paths.marts} (available: {known}); "
+            "run `dbt build` to materialise the marts"
+        )
+    return path
+
+
+def scan_mart(
+    name: str,
+    *,
+    columns: Sequence[str] | None = None,
+    symbols: Iterable[str] | None = None,
+    start: TimeLike | None = None,
+    end: TimeLike | None = None,
+    data_dir: DataDir = None,
+) -> pl.LazyFrame:
+    """A lazy scan of mart ``name`` with the given projection and filters pushed down."""
+    lf = pl.scan_parquet(mart_path(name, data_dir))
+    schema = lf.collect_schema()
+    wanted = list(columns) if columns is not None else None
+    needed = set(wanted or [])
+    if symbols is not None:
+        needed.add("symbol")
+    if start is not None or end is not None:
+        needed.add("ts")
+    missing = sorted(needed - set(schema.names()))
+    if missing:
+        raise InvalidInputError(
+            f"mart {name!r} has no column(s) {', '.join(missing)}; "
+            f"its columns are: {', '.join(schema.names())}"
+        )
+    if symbols is not None:
+        if isinstance(symbols, str):
+            symbols = [symbols]
+        lf = lf.filter(pl.col("symbol").is_in(list(symbols)))
+    if start is not None:
+        lf = lf.filter(pl.col("ts") >= pl.lit(to_datetime(start)))
+    if end is not None:
+        lf = lf.filter(pl.col("ts") < pl.lit(to_datetime(end)))
+    if wanted is not None:
+        lf = lf.select(wanted)
+    return lf
+
+
+def read_mart(
+    name: str,
+    *,
+    columns: Sequence[str] | None = None,
+    symbols: Iterable[str] | None = None,
+    start: TimeLike | None = None,
+    end: TimeLike | None = None,
+    data_dir: DataDir = None,
+) -> pl.DataFrame:
+    """Read mart ``name`` (``<data>/marts/<name>.parquet``) into a polars DataFrame.
+
+    ``columns`` projects, ``symbols`` filters, ``start`` is inclusive and ``end`` exclusive
+    (aware datetimes, dates or ISO strings; strings without an offset are UTC). Rows keep the
+    mart's order, (symbol, ts).
+    """
+    return scan_mart(
+        name, columns=columns, symbols=symbols, start=start, end=end, data_dir=data_dir
+    ).collect()

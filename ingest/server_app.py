@@ -1,0 +1,430 @@
+"""The data server's HTTP API (FastAPI): read-only routes over the Parquet marts.
+
+Every route but ``/v1/health`` needs an ``X-API-Key``; ``POST /v1/sql`` needs a trusted
+one. Results come as JSON, CSV, Parquet or an Arrow IPC stream (``format=`` or ``Accept``)
+and stream batch by batch. Pages end with a ``next_cursor`` (also in the ``X-Next-Cursor``
+and ``Link`` headers) to pass back as ``cursor=`` for the next page.
+"""
+
+import contextlib
+import importlib.metadata as _metadata
+import logging
+import re
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated
+
+import duckdb
+import pyarrow as pa
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.security import APIKeyHeader
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from .errors import DuckmarketError
+from .paths import DataPaths
+from .server_formats import MEDIA_TYPES, NotAcceptableError, encode, negotiate
+from .server_keys import KEY_HEADER, ApiKey, KeyStore, default_keys_file
+from .server_marts import MartNotFoundError, Snapshot, list_marts
+from .server_queries import (
+    MartShapeError,
+    Page,
+    UnknownSymbolError,
+    bars_page,
+    coverage_page,
+    features_page,
+    parse_adjustment,
+    parse_time,
+    run_page,
+    split_list,
+    symbols_page,
+)
+from .server_sql import SqlLimits, SqlTimeoutError, run_sql
+
+__all__ = ["ServerConfig", "create_app"]
+
+log = logging.getLogger("duckmarket.server")
+
+try:
+    duckmarket_version = _metadata.version("duckmarket")
+except _metadata.PackageNotFoundError:  # a source tree that is not installed
+    duckmarket_version = "0+unknown"
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    paths: DataPaths
+    keys_file: Path | None = None
+    default_limit: int = 10_000
+    max_limit: int = 1_000_000
+    batch_rows: int = 65_536
+    duckdb_threads: int = 2
+    sql: SqlLimits = field(default_factory=SqlLimits)
+
+    @property
+    def keys_path(self) -> Path:
+        return self.keys_file or default_keys_file(self.paths.root)
+
+
+# -- errors ------------------------------------------------------------------------------------
+def _code(exc: BaseException) -> str:
+    name = type(exc).__name__.removesuffix("Error")
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower() or "error"
+
+
+def _status(exc: DuckmarketError) -> int:
+    if isinstance(exc, UnknownSymbolError | MartNotFoundError):
+        return 404
+    if isinstance(exc, MartShapeError):
+        return 409
+    if isinstance(exc, NotAcceptableError):
+        return 406
+    if isinstance(exc, SqlTimeoutError):
+        return 408
+    return 400
+
+
+def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None):
+    body = {"error": {"status": status, "code": code, "message": message}}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+# -- per-request resources ---------------------------------------------------------------------
+class _Request:
+    """The files and the DuckDB cursor of one request, released once, whatever happens."""
+
+    def __init__(self, db: duckdb.DuckDBPyConnection, paths: DataPaths) -> None:
+        self.snap = Snapshot(paths.marts)
+        self._db = db
+        self._cur: duckdb.DuckDBPyConnection | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def cur(self) -> duckdb.DuckDBPyConnection:
+        if self._cur is None:
+            self._cur = self._db.cursor()
+        return self._cur
+
+    def close(self) -> None:
+        with self._lock:
+            cur, self._cur = self._cur, None
+        if cur is not None:
+            with contextlib.suppress(duckdb.Error):
+                cur.close()
+        self.snap.close()
+
+    def __del__(self) -> None:
+        self.close()
+
+
+class SqlRequest(BaseModel):
+    sql: str = Field(..., max_length=100_000, description="one SELECT over the marts (views)")
+    max_rows: int | None = Field(None, ge=1, description="at most this many rows (capped)")
+
+
+def create_app(config: ServerConfig) -> FastAPI:
+    """The FastAPI application serving ``config.paths``; run it with uvicorn."""
+    paths = config.paths
+    keys = KeyStore(config.keys_path)
+    db = duckdb.connect(
+        ":memory:",
+        config={
+            "threads": config.duckdb_threads,
+            "autoinstall_known_extensions": False,
+            "autoload_known_extensions": False,
+            # files are named by descriptor (/proc/self/fd/N) and numbers are reused: no
+            # cache may outlive a request
+            "enable_external_file_cache": False,
+        },
+    )
+
+    app = FastAPI(
+        title="duckmarket data server",
+        version=duckmarket_version,
+        description=(
+            "Read-only access to the duckmarket warehouse's Parquet marts. Send an API key "
+            f"in the `{KEY_HEADER}` header (create one with `duckmarket serve --add-key NAME`). "
+            "Choose the format with `format=json|csv|parquet|arrow` or the Accept header; "
+            "follow `next_cursor` for the next page."
+        ),
+        redoc_url=None,
+    )
+    app.state.config = config
+    app.state.keys = keys
+
+    # -- errors: a clear JSON body, never a stack trace --------------------------------------
+    @app.exception_handler(DuckmarketError)
+    async def _duckmarket_error(request: Request, exc: DuckmarketError) -> JSONResponse:
+        return _error(_status(exc), _code(exc), str(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed"}
+        return _error(
+            exc.status_code,
+            code.get(exc.status_code, "http_error"),
+            str(exc.detail),
+            headers=getattr(exc, "headers", None),
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        parts = []
+        for e in exc.errors()[:5]:
+            where = ".".join(str(p) for p in e.get("loc", ()))
+            parts.append(f"{where}: {e.get('msg', 'invalid')}")
+        return _error(422, "invalid_parameter", "; ".join(parts) or "invalid request")
+
+    @app.exception_handler(Exception)
+    async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("internal error on %s %s", request.method, request.url.path)
+        return _error(500, "internal_error", "internal error; the server log has the details")
+
+    # -- auth ------------------------------------------------------------------------------------
+    api_key_header = APIKeyHeader(name=KEY_HEADER, auto_error=False)
+
+    def require_key(presented: Annotated[str | None, Depends(api_key_header)]) -> ApiKey:
+        if not presented:
+            raise HTTPException(
+                401,
+                f"missing API key: send it in the {KEY_HEADER} header",
+                headers={"WWW-Authenticate": "ApiKey"},
+            )
+        record = keys.verify(presented)
+        if record is None:
+            raise HTTPException(
+                401, "invalid or revoked API key", headers={"WWW-Authenticate": "ApiKey"}
+            )
+        return record
+
+    def require_trusted(key: Annotated[ApiKey, Depends(require_key)]) -> ApiKey:
+        if not key.trusted:
+            raise HTTPException(
+                403,
+                f"key {key.name!r} may not run SQL; ask for a trusted key "
+                "(duckmarket serve --add-key NAME --trusted)",
+            )
+        return key
+
+    Key = Annotated[ApiKey, Depends(require_key)]
+    Fmt = Annotated[str | None, Query(alias="format", description="json, csv, parquet or arrow")]
+    Limit = Annotated[int | None, Query(ge=1, le=config.max_limit, description="rows per page")]
+    Cursor = Annotated[str | None, Query(max_length=2000, description="next_cursor of a page")]
+    Columns = Annotated[
+        str | None, Query(max_length=4000, description="comma-separated column names")
+    ]
+
+    # -- responses -----------------------------------------------------------------------------
+    def stream(
+        req: _Request,
+        request: Request,
+        page: Page,
+        fmt: str | None,
+        limit: int | None,
+        cursor: str | None,
+        meta: dict[str, object] | None = None,
+    ) -> StreamingResponse:
+        try:
+            f = negotiate(fmt, request.headers.get("accept"))
+            result = run_page(
+                req.cur,
+                page,
+                limit=limit or config.default_limit,
+                cursor=cursor,
+                batch_rows=config.batch_rows,
+            )
+        except BaseException:
+            req.close()
+            raise
+        headers = {"Cache-Control": "no-store"}
+        if result.next_cursor:
+            headers["X-Next-Cursor"] = result.next_cursor
+            nxt = request.url.include_query_params(cursor=result.next_cursor)
+            headers["Link"] = f'<{nxt}>; rel="next"'
+        body_meta = {**(meta or {}), "next_cursor": result.next_cursor}
+        return _respond(req, f, result.schema, result.reader, body_meta, headers)
+
+    def _respond(
+        req: _Request | None,
+        fmt: str,
+        schema: pa.Schema,
+        batches,
+        meta: dict[str, object],
+        headers: dict[str, str],
+    ) -> StreamingResponse:
+        def body() -> Iterator[bytes]:
+            try:
+                yield from encode(fmt, schema, batches, meta)
+            finally:
+                if req is not None:
+                    req.close()
+
+        return StreamingResponse(body(), media_type=MEDIA_TYPES[fmt], headers=headers)
+
+    def new_request() -> _Request:
+        return _Request(db, paths)
+
+    # -- routes ----------------------------------------------------------------------------------
+    @app.get("/v1/health", tags=["meta"], summary="Liveness and what is built (no key needed)")
+    def health() -> dict[str, object]:
+        marts = list_marts(paths.marts)
+        return {
+            "status": "ok",
+            "version": duckmarket_version,
+            "marts": len(marts),
+            "bars": "bars_adjusted" in marts,
+        }
+
+    @app.get("/v1/marts", tags=["meta"], summary="Built marts and their columns")
+    def marts(key: Key) -> dict[str, object]:
+        out = []
+        with Snapshot(paths.marts) as snap:
+            for name in list_marts(paths.marts):
+                try:
+                    schema = snap.schema(name)
+                except (MartNotFoundError, OSError, pa.ArrowException):
+                    continue
+                cols = [{"name": f.name, "type": str(f.type)} for f in schema]
+                out.append({"name": name, "columns": cols})
+        return {"marts": out}
+
+    @app.get("/v1/symbols", tags=["data"], summary="Symbols with their reference data")
+    def symbols(
+        request: Request,
+        key: Key,
+        columns: Columns = None,
+        fmt: Fmt = None,
+        limit: Limit = None,
+        cursor: Cursor = None,
+    ) -> StreamingResponse:
+        req = new_request()
+        try:
+            lake_files = sorted((paths.lake / "symbols").glob("source=*/data.parquet"))
+            page = symbols_page(req.snap, lake_symbol_files=lake_files, columns=split_list(columns))
+        except BaseException:
+            req.close()
+            raise
+        return stream(req, request, page, fmt, limit, cursor)
+
+    @app.get("/v1/coverage", tags=["data"], summary="Coverage per symbol and timeframe")
+    def coverage(
+        request: Request,
+        key: Key,
+        symbols: Annotated[list[str] | None, Query(description="symbols (a,b or repeated)")] = None,
+        timeframe: str | None = None,
+        columns: Columns = None,
+        fmt: Fmt = None,
+        limit: Limit = None,
+        cursor: Cursor = None,
+    ) -> StreamingResponse:
+        req = new_request()
+        try:
+            page = coverage_page(
+                req.snap,
+                symbols=split_list(symbols),
+                timeframe=timeframe,
+                columns=split_list(columns),
+            )
+        except BaseException:
+            req.close()
+            raise
+        return stream(req, request, page, fmt, limit, cursor)
+
+    @app.get("/v1/bars/{symbol:path}", tags=["data"], summary="Bars of one symbol")
+    def bars(
+        request: Request,
+        symbol: str,
+        key: Key,
+        timeframe: Annotated[str, Query(description="1m, 5m, ..., 1d, 1w")] = "1d",
+        start: Annotated[str | None, Query(description="first time (inclusive), ISO")] = None,
+        end: Annotated[str | None, Query(description="last time (exclusive), ISO")] = None,
+        adjustment: Annotated[
+            str | None, Query(description="none (default), split, total or asof:YYYY-MM-DD")
+        ] = None,
+        as_of: Annotated[
+            str | None, Query(description="point-in-time adjustment as seen on this date")
+        ] = None,
+        columns: Columns = None,
+        fmt: Fmt = None,
+        limit: Limit = None,
+        cursor: Cursor = None,
+    ) -> StreamingResponse:
+        req = new_request()
+        try:
+            adj = parse_adjustment(adjustment, as_of)
+            page = bars_page(
+                req.snap,
+                symbol,
+                timeframe=timeframe,
+                start=parse_time(start, "start"),
+                end=parse_time(end, "end"),
+                adjustment=adj,
+                columns=split_list(columns),
+            )
+        except BaseException:
+            req.close()
+            raise
+        return stream(req, request, page, fmt, limit, cursor, {"adjustment": adj.label()})
+
+    @app.get("/v1/features/{name}/{version}", tags=["data"], summary="A versioned feature set")
+    def features(
+        request: Request,
+        name: str,
+        version: str,
+        key: Key,
+        symbols: Annotated[list[str] | None, Query(description="symbols (a,b or repeated)")] = None,
+        start: str | None = None,
+        end: str | None = None,
+        columns: Columns = None,
+        fmt: Fmt = None,
+        limit: Limit = None,
+        cursor: Cursor = None,
+    ) -> StreamingResponse:
+        req = new_request()
+        try:
+            page = features_page(
+                req.snap,
+                name,
+                version,
+                symbols=split_list(symbols),
+                start=parse_time(start, "start"),
+                end=parse_time(end, "end"),
+                columns=split_list(columns),
+            )
+        except BaseException:
+            req.close()
+            raise
+        return stream(req, request, page, fmt, limit, cursor)
+
+    @app.post("/v1/sql", tags=["sql"], summary="One read-only SELECT over the marts (trusted)")
+    def sql(
+        request: Request,
+        body: SqlRequest,
+        key: Annotated[ApiKey, Depends(require_trusted)],
+        fmt: Fmt = None,
+    ) -> StreamingResponse:
+        f = negotiate(fmt, request.headers.get("accept"))
+        cap = min(body.max_rows or config.sql.max_rows, config.sql.max_rows)
+        limits = SqlLimits(
+            timeout_s=config.sql.timeout_s,
+            max_rows=cap,
+            memory_limit=config.sql.memory_limit,
+            threads=config.sql.threads,
+        )
+        with Snapshot(paths.marts) as snap:
+            result = run_sql(snap, body.sql, limits)
+        log.info(
+            "sql by %s: %d rows%s",
+            key.name,
+            result.table.num_rows,
+            " (truncated)" if result.truncated else "",
+        )
+        headers = {"Cache-Control": "no-store", "X-Truncated": str(result.truncated).lower()}
+        meta = {"truncated": result.truncated, "row_cap": cap}
+        return _respond(None, f, result.table.schema, result.table.to_batches(), meta, headers)
+
+    return app

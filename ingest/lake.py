@@ -29,7 +29,7 @@ import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -62,8 +62,8 @@ from .timeframes import is_intraday, normalize_timeframe
 TMP_MARK = ".tmp-"
 _EXTRA_NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
 _PARTITION_COLUMNS = {"source", "symbol", "timeframe", "period", "dataset"}
-COMPRESSION = "zstd"
-COMPRESSION_LEVEL = 1
+COMPRESSION = "snappy"
+COMPRESSION_LEVEL: int | None = None
 ROW_GROUP_SIZE = 1 << 20
 WRITE_THREADS = 2
 
@@ -881,8 +881,9 @@ class Lake:
 def serialise(table: pa.Table) -> tuple[pa.Buffer, str]:
     """Parquet bytes of ``table`` and their SHA-256.
 
-    zstd level 1 with BYTE_STREAM_SPLIT for floating-point columns and no dictionary for
-    them (prices rarely repeat): measured smallest files at about the speed of snappy."""
+    Snappy with BYTE_STREAM_SPLIT for floating-point columns and no dictionary for them
+    (prices rarely repeat): on 1m bars this wrote 1.8 times faster than zstd level 1 for
+    files 7 % larger, and BYTE_STREAM_SPLIT alone made them 17 % smaller."""
     floats = [f.name for f in table.schema if pa.types.is_floating(f.type)]
     others = [f.name for f in table.schema if f.name not in floats]
     sink = pa.BufferOutputStream()
@@ -975,15 +976,25 @@ def _unify_schema(merged: pa.Schema, new: pa.Schema) -> pa.Schema:
 
 
 def _split_periods(table: pa.Table, timeframe: str) -> list[tuple[str, pa.Table]]:
+    """Cut a batch into its partitions: calendar years for intraday bars (zero-copy slices
+    of the batch sorted by ts), one 'all' partition for daily and weekly bars."""
     if table.num_rows == 0:
         return []
     if not is_intraday(timeframe):
         return [("all", table)]
-    years = pc.year(table.column("ts")).to_numpy()
-    out = []
-    for y in np.unique(years):
-        out.append((str(int(y)), table.filter(pa.array(years == y))))
-    return out
+    if not _strictly_increasing(table, ["ts"]):
+        table = table.take(pc.sort_indices(table, [("ts", "ascending")]))
+    ts = pc.cast(table.column("ts"), pa.int64()).to_numpy()
+    first = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=int(ts[0]))
+    last = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=int(ts[-1]))
+    years = list(range(first.year, last.year + 1))
+    bounds = [to_us(datetime(y, 1, 1, tzinfo=UTC)) for y in [*years[1:], last.year + 1]]
+    cuts = [0, *np.searchsorted(ts, bounds, side="left").tolist()]
+    return [
+        (str(y), table.slice(cuts[i], cuts[i + 1] - cuts[i]))
+        for i, y in enumerate(years)
+        if cuts[i + 1] > cuts[i]
+    ]
 
 
 def _min_max_us(table: pa.Table, column: str) -> tuple[int | None, int | None]:

@@ -206,6 +206,57 @@ def bench_reads_and_layout(root: Path, work: Path) -> None:
     lake.close()
 
 
+def bench_daily_layout(work: Path, n_symbols: int) -> None:
+    print(f"\n4. daily bars: one file per symbol vs one per symbol-year ({n_symbols} x 20 years)")
+    root = work / "daily"
+    dm = DataManager(root)
+    src = SyntheticSource(seed=42, n_symbols=n_symbols)
+    dm.add_source(src)
+    syms = src.list_symbols()
+    el, rep = timed(lambda: dm.ingest(syms, "1d", "2004-01-01", "2024-01-01", source="synthetic"))
+    row(
+        "ingest 1d bars (generation + lake write)",
+        f"{rep.rows / el / 1e6:,.2f} M rows/s",
+        f"{rep.rows:,} rows, {len(syms)} files",
+    )
+    yearly = work / "daily-yearly"
+    for f in (root / "lake" / "bars").rglob("data.parquet"):
+        t = pq.read_table(f)
+        years = pc.year(t.column("ts"))
+        rel = f.parent.parent.relative_to(root / "lake")
+        for y in sorted(set(years.to_pylist())):
+            d = yearly / rel / f"period={y}"
+            d.mkdir(parents=True, exist_ok=True)
+            pq.write_table(t.filter(pc.equal(years, y)), d / "data.parquet")
+    con = duckdb.connect()
+    sym = syms[0]
+    for name, base in (
+        ("one file per symbol (chosen)", root / "lake"),
+        ("per symbol-year", yearly),
+    ):
+        glob = f"{base}/bars/*/*/*/*/*.parquet"
+        n_files = len(list(Path(base, "bars").rglob("*.parquet")))
+        scan_s, _ = timed(
+            lambda glob=glob: con.sql(
+                f"select count(*), avg(close) from read_parquet('{glob}', hive_partitioning=true)"
+            ).fetchall(),
+            3,
+        )
+        q = (
+            f"select count(*) from read_parquet('{glob}', hive_partitioning=true, "
+            f"hive_types={{'period': 'varchar'}}) where symbol = $s and ts >= $a and ts < $b"
+        )
+        params = {
+            "s": sym,
+            "a": datetime(2015, 3, 1, tzinfo=UTC),
+            "b": datetime(2015, 4, 1, tzinfo=UTC),
+        }
+        pms = median_ms(lambda q=q, params=params: con.execute(q, params).fetchall())
+        row(f"{name}: files / full scan", f"{n_files:,} / {scan_s * 1e3:,.0f} ms")
+        row(f"{name}: DuckDB point query, symbol-month", f"{pms:.2f} ms")
+    dm.close()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--symbols", type=int, default=50)
@@ -218,6 +269,7 @@ def main() -> None:
         bench_generation(args.symbols, args.bars, work / "gen")
         bench_import(work / "imp", work, args.import_rows)
         bench_reads_and_layout(work / "gen", work)
+        bench_daily_layout(work, args.symbols)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

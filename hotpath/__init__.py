@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from .export import FORMATS, ExportResult, export
 from .formats import FLAG_BITS, LAYOUT_VERSION, PRICE_BASES, RECORD_DTYPE, BadExportError
+from .kernels import PriceVolumeStats, grouped_price_volume_stats, price_volume_stats
 from .marts import list_marts, mart_path, read_mart, scan_mart
 from .reader import BATCH_ROWS, ExportReader, ExportView, open_export
 
@@ -29,11 +30,14 @@ __all__ = [
     "ExportReader",
     "ExportResult",
     "ExportView",
+    "PriceVolumeStats",
     "export",
+    "grouped_price_volume_stats",
     "list_marts",
     "mart_path",
     "open",
     "open_export",
+    "price_volume_stats",
     "read_mart",
     "scan_mart",
 ]

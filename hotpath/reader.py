@@ -38,6 +38,7 @@ from .formats import (
     RECORDS64_FORMAT,
     BadExportError,
 )
+from .kernels import PriceVolumeStats, price_volume_stats
 from .timeutil import TimeLike, to_ns
 
 __all__ = ["BATCH_ROWS", "ExportReader", "ExportView", "open_export"]
@@ -286,6 +287,11 @@ class ExportView:
         return view[self.start : self.stop]
 
     __getitem__ = col
+
+    def price_volume_stats(self, price: str = "close", volume: str = "volume") -> PriceVolumeStats:
+        """Mean price, total volume and VWAP of these rows in one fused pass over the mapped
+        columns (about the machine's memory bandwidth; see ``benchmarks/bench_hotpath.py``)."""
+        return price_volume_stats(self.col(price), self.col(volume))
 
     @property
     def columns(self) -> dict[str, np.ndarray]:

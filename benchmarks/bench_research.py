@@ -1,0 +1,194 @@
+"""Research marts throughput: rows/s per mart (pairs, features, splits).
+
+    python benchmarks/bench_research.py                      # daily: 500 symbols x 20 years
+    python benchmarks/bench_research.py --symbols 50 --years 5
+    python benchmarks/bench_research.py --minute 50 --minute-bars 1000000
+
+Daily: a synthetic lake (SyntheticSource(seed=42)), then `dbt build` of the pairs and
+features marts and their parents, with the screened candidates added to the seeded pair
+universe (`pairs_include_candidates`) so that every cointegrated family is in it. Each
+mart's figure is its rows over dbt's execution time for that model (`--threads 1`:
+Python models share the GIL when run side by side), for its input (bars or pair bars) and
+its output.
+
+Minute (--minute N): N symbols of 1m bars; the pairs marts run through dbt on 1m bars
+(`pairs_timeframe: 1m`), and the feature computation (ingest/features.py, the code the
+feature models run) is timed directly on the 1m bars_adjusted rows, since feature set
+`technical` v1 is declared on daily bars.
+
+Reference (DESIGN §6): window models >= 5 M rows/s on this 2-core machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import duckdb
+
+from ingest.build import REPO, dbt_command, dbt_env
+from ingest.manager import DataManager
+from ingest.paths import DataPaths
+from ingest.sources.synthetic import SyntheticSource
+
+# adjustment_factors: the on-run-end hook (bars_as_of macro) reads it
+SELECT = "+path:models/marts/pairs +path:models/marts/features +adjustment_factors"
+PAIRS_ONLY = "+path:models/marts/pairs +adjustment_factors"
+WINDOW_REFERENCE = 5e6
+
+# mart -> the relation whose rows measure its input
+INPUTS = {
+    "features_technical_v1": "bars_adjusted",
+    "walk_forward_splits": "bars_adjusted",
+    "pair_candidates": "bars_adjusted",
+    "pair_bars": "bars_adjusted",
+    "pair_kalman": "pair_bars",
+    "pair_spreads": "pair_bars",
+    "pair_cointegration": "pair_bars",
+    "pair_ou_parameters": "pair_bars",
+}
+
+
+def _ingest(root: Path, n_symbols: int, timeframe: str, start: datetime, end: datetime) -> float:
+    dm = DataManager(DataPaths(root).ensure())
+    src = SyntheticSource(seed=42, n_symbols=n_symbols)
+    dm.add_source(src)
+    t0 = time.perf_counter()
+    report = dm.ingest(src.list_symbols(), timeframe, start, end, source="synthetic")
+    took = time.perf_counter() - t0
+    print(f"ingest: {report.rows:,} {timeframe} bars, {n_symbols} symbols in {took:.1f} s")
+    return took
+
+
+def _report(paths: DataPaths, results: list[dict], timeframe: str) -> list[dict]:
+    rows = []
+    with duckdb.connect(str(paths.warehouse), read_only=True) as con:
+
+        def count(name: str) -> int:
+            where = f" where timeframe = '{timeframe}'" if name == "bars_adjusted" else ""
+            return con.sql(f"select count(*) from {name}{where}").fetchone()[0]
+
+        for r in results:
+            name = r["unique_id"].split(".")[-1]
+            if not r["unique_id"].startswith("model.") or name not in INPUTS:
+                continue
+            secs = r["execution_time"]
+            out_rows, in_rows = count(name), count(INPUTS[name])
+            rows.append(
+                {
+                    "mart": name,
+                    "seconds": round(secs, 3),
+                    "input": INPUTS[name],
+                    "input_rows": in_rows,
+                    "output_rows": out_rows,
+                    "input_rows_per_s": in_rows / secs,
+                    "output_rows_per_s": out_rows / secs,
+                }
+            )
+    print(f"{'mart':<24}{'s':>8}{'input rows':>14}{'in rows/s':>12}{'out rows':>12}{'out/s':>12}")
+    for r in rows:
+        print(
+            f"{r['mart']:<24}{r['seconds']:>8.2f}{r['input_rows']:>14,}"
+            f"{r['input_rows_per_s'] / 1e6:>11.2f}M{r['output_rows']:>12,}"
+            f"{r['output_rows_per_s'] / 1e6:>11.2f}M"
+        )
+    print(f"(reference: window models >= {WINDOW_REFERENCE / 1e6:.0f} M input rows/s)")
+    return rows
+
+
+def _build(paths: DataPaths, select: str, dbt_vars: dict) -> list[dict]:
+    """`dbt build` without tests, on one thread so that per-model times do not share the GIL."""
+    extra = ["--threads", "1"]
+    if dbt_vars:
+        extra += ["--vars", json.dumps(dbt_vars)]
+    cmd = dbt_command(
+        paths,
+        "build",
+        select=select,
+        exclude="resource_type:test resource_type:unit_test",
+        extra=extra,
+    )
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=REPO, env=dbt_env(paths), capture_output=True, text=True)
+    if proc.returncode:
+        raise SystemExit(f"dbt build failed:\n{proc.stdout[-4000:]}")
+    print(f"dbt build (no tests) --select {select}: {time.perf_counter() - t0:.1f} s wall")
+    results = json.loads((paths.root / ".dbt" / "target" / "run_results.json").read_text())
+    return results["results"]
+
+
+def bench_daily(root: Path, n_symbols: int, years: int) -> list[dict]:
+    end = datetime(2024, 1, 1, tzinfo=UTC)
+    start = end.replace(year=end.year - years)
+    _ingest(root, n_symbols, "1d", start, end)
+    paths = DataPaths(root)
+    results = _build(paths, SELECT, {"pairs_include_candidates": True})
+    return _report(paths, results, "1d")
+
+
+def bench_minute(root: Path, n_symbols: int, bars_per_symbol: int) -> list[dict]:
+    import numpy as np
+
+    from ingest.features import compute_features, feature_set
+
+    end = datetime(2024, 1, 1, tzinfo=UTC)
+    sessions = bars_per_symbol / 390  # equity sessions of 390 minutes
+    start = end - timedelta(days=int(sessions * 365.25 / 252) + 1)
+    _ingest(root, n_symbols, "1m", start, end)
+    paths = DataPaths(root)
+    results = _build(
+        paths,
+        PAIRS_ONLY,
+        {"pairs_timeframe": "1m", "pairs_include_candidates": True, "coint_window": 5000},
+    )
+    rows = _report(paths, results, "1m")
+    with duckdb.connect(str(paths.warehouse), read_only=True) as con:
+        bars = con.sql(
+            "select symbol, ts, close, close_adj, high_adj, low_adj, split_factor, "
+            "dividend_factor from bars_adjusted where timeframe = '1m'"
+        ).to_arrow_table()
+    t0 = time.perf_counter()
+    out = compute_features(feature_set("technical", 1), bars)
+    secs = time.perf_counter() - t0
+    assert out.num_rows == bars.num_rows and np.isfinite(secs)
+    print(
+        f"features (technical v1 code on 1m bars, outside dbt): {bars.num_rows:,} rows in "
+        f"{secs:.1f} s = {bars.num_rows / secs / 1e6:.2f} M rows/s"
+    )
+    rows.append(
+        {
+            "mart": "features (1m, direct)",
+            "seconds": secs,
+            "input_rows": bars.num_rows,
+            "input_rows_per_s": bars.num_rows / secs,
+        }
+    )
+    return rows
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--symbols", type=int, default=500, help="daily universe size")
+    p.add_argument("--years", type=int, default=20, help="daily history in years")
+    p.add_argument("--minute", type=int, default=0, metavar="N", help="also N symbols of 1m")
+    p.add_argument("--minute-bars", type=int, default=1_000_000, help="1m bars per symbol")
+    p.add_argument("--skip-daily", action="store_true")
+    p.add_argument("--keep", metavar="DIR", help="build under DIR instead of a temp dir")
+    args = p.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench_research_") as tmp:
+        base = Path(args.keep) if args.keep else Path(tmp)
+        if not args.skip_daily:
+            print(f"== daily: {args.symbols} symbols x {args.years} years")
+            bench_daily(base / "daily", args.symbols, args.years)
+        if args.minute:
+            print(f"== minute: {args.minute} symbols x {args.minute_bars:,} 1m bars")
+            bench_minute(base / "minute", args.minute, args.minute_bars)
+
+
+if __name__ == "__main__":
+    main()

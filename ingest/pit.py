@@ -1,0 +1,69 @@
+"""Point-in-time adjusted bars from the Parquet marts (no DuckDB file lock involved).
+
+``bars_as_of(paths, as_of)`` returns the bars up to ``as_of`` adjusted only by the
+corporate actions with an ex-date on or before ``as_of``: what a backtest running on
+that day could have known. Same rule as the ``bars_as_of(as_of)`` table macro the build
+creates in the warehouse for the DuckDB shell.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, datetime
+
+import duckdb
+import pyarrow as pa
+
+from .paths import DataPaths
+
+_SQL = """
+select
+    bars.symbol, bars.source, bars.timeframe, bars.ts,
+    bars.open, bars.high, bars.low, bars.close, bars.volume,
+    coalesce(factors.split_factor, 1.0) as split_factor,
+    coalesce(factors.dividend_factor, 1.0) as dividend_factor,
+    bars.open * coalesce(factors.split_factor * factors.dividend_factor, 1.0) as open_adj,
+    bars.high * coalesce(factors.split_factor * factors.dividend_factor, 1.0) as high_adj,
+    bars.low * coalesce(factors.split_factor * factors.dividend_factor, 1.0) as low_adj,
+    bars.close * coalesce(factors.split_factor * factors.dividend_factor, 1.0) as close_adj,
+    bars.volume / coalesce(factors.split_factor, 1.0) as volume_adj,
+    bars.is_final, bars.is_suspect, bars.quality_flags
+from read_parquet($bars) as bars
+left join read_parquet($factors) as factors
+    on bars.symbol = factors.symbol
+    and bars.ts >= factors.valid_from_at and bars.ts < factors.valid_to_at
+    and $as_of::date >= factors.known_from and $as_of::date < factors.known_to
+where bars.ts < ($as_of::date + 1)::timestamptz
+    {filters}
+order by bars.symbol, bars.timeframe, bars.ts
+"""
+
+
+def bars_as_of(
+    paths: DataPaths,
+    as_of: date | datetime | str,
+    *,
+    symbols: Sequence[str] | None = None,
+    timeframe: str | None = None,
+) -> pa.Table:
+    """Bars up to ``as_of`` (inclusive), adjusted as seen on ``as_of``."""
+    if isinstance(as_of, datetime):
+        as_of = as_of.date()
+    params: dict[str, object] = {
+        "bars": str(paths.marts / "bars_adjusted.parquet"),
+        "factors": str(paths.marts / "adjustment_factors.parquet"),
+        "as_of": str(as_of),
+    }
+    filters = ""
+    if symbols is not None:
+        filters += " and bars.symbol in (select unnest($symbols::varchar[]))"
+        params["symbols"] = list(symbols)
+    if timeframe is not None:
+        filters += " and bars.timeframe = $timeframe"
+        params["timeframe"] = timeframe
+    con = duckdb.connect()
+    try:
+        con.execute("set TimeZone = 'UTC'")
+        return con.execute(_SQL.format(filters=filters), params).to_arrow_table()
+    finally:
+        con.close()

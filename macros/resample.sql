@@ -1,0 +1,87 @@
+{#- The one resampling macro: aggregates bars (or ticks shaped as one-trade bars) of
+    `input` into `timeframe` buckets: first open, max high, min low, last close, summed
+    volume and bar_count, for each price set in `suffixes` ('' = as traded, '_adj' = total
+    return adjusted), plus any `carry` aggregates ("max(x) as x"). Resampling composes
+    (1m -> 5m -> 1h equals 1m -> 1h) because every output is an associative aggregate of
+    its input and keeps the session columns.
+
+    `input` must have: symbol, source, ts, open, high, low, close, volume, bar_count,
+    ingested_at, and when `sessions` is true: calendar, session_date, session_open_at,
+    session_close_at. Intraday buckets are anchored at the session's open (09:30 New York
+    gives 09:30, 10:30, ... hourly bars) or, without sessions, at midnight UTC; daily
+    buckets are sessions (ts = session date 00:00 UTC); weekly buckets start on Monday.
+
+    expected_bar_count counts base bars of `base_minutes` the bucket could hold inside its
+    session (null for weekly: the caller knows the calendar's weeks). -#}
+{% macro resample_bars(input, timeframe, sessions=true, order_by='ts', suffixes=[''], carry=[], base_minutes=1) -%}
+    {%- set minutes = timeframe_minutes(timeframe) -%}
+    {%- set width_us = minutes * 60 * 1000000 -%}
+    {%- if timeframe == '1d' -%}
+        {%- set bucket = date_to_utc('session_date') -%}
+    {%- elif timeframe == '1w' -%}
+        {%- set bucket = date_to_utc("date_trunc('week', session_date)::date") -%}
+    {%- elif sessions -%}
+        {%- set anchor = "coalesce(epoch_us(session_open_at), (epoch_us(ts) // 86400000000) * 86400000000)" -%}
+        {%- set bucket = "make_timestamptz((" ~ anchor ~ " + floor((epoch_us(ts) - " ~ anchor ~ ") / "
+            ~ width_us ~ ")::bigint * " ~ width_us ~ ")::bigint)" -%}
+    {%- else -%}
+        {%- set bucket = "make_timestamptz((epoch_us(ts) // " ~ width_us ~ ") * " ~ width_us ~ ")" -%}
+    {%- endif -%}
+    select
+        symbol,
+        '{{ timeframe }}' as timeframe,
+        {{ bucket }} as ts,
+        {%- if sessions %}
+            {%- if timeframe == '1w' %}
+                any_value(calendar) as calendar,
+                min(session_date) as session_date,
+                min(session_open_at) as session_open_at,
+                max(session_close_at) as session_close_at,
+            {%- else %}
+                any_value(calendar) as calendar,
+                any_value(session_date) as session_date,
+                any_value(session_open_at) as session_open_at,
+                any_value(session_close_at) as session_close_at,
+            {%- endif %}
+        {%- endif %}
+        any_value(source) as source,
+        {%- for s in suffixes %}
+            arg_min(open{{ s }}, {{ order_by }}) as open{{ s }},
+            max(high{{ s }}) as high{{ s }},
+            min(low{{ s }}) as low{{ s }},
+            arg_max(close{{ s }}, {{ order_by }}) as close{{ s }},
+            sum(volume{{ s }}) as volume{{ s }},
+        {%- endfor %}
+        {%- for c in carry %}
+            {{ c }},
+        {%- endfor %}
+        sum(bar_count)::bigint as bar_count,
+        max(ingested_at) as ingested_at,
+        {%- if timeframe == '1w' or not sessions %}
+            null::bigint as expected_bar_count
+        {%- else %}
+            {{ expected_bar_count(bucket, timeframe, base_minutes,
+                'any_value(session_open_at)', 'any_value(session_close_at)') }} as expected_bar_count
+        {%- endif %}
+    from {{ input }}
+    group by
+        symbol,
+        {#- a bucket never spans two sessions: the session columns need no grouping -#}
+        {{ bucket }}
+{%- endmacro %}
+
+
+{#- base bars a bucket starting at `bucket` can hold inside [open_at, close_at) -#}
+{% macro expected_bar_count(bucket, timeframe, base_minutes, open_at, close_at) -%}
+    {%- if timeframe == '1d' -%}
+        (epoch({{ close_at }}) - epoch({{ open_at }}))::bigint // {{ base_minutes * 60 }}
+    {%- else -%}
+        greatest(
+            0,
+            (
+                least(epoch({{ bucket }}) + {{ timeframe_minutes(timeframe) * 60 }}, epoch({{ close_at }}))
+                - greatest(epoch({{ bucket }}), epoch({{ open_at }}))
+            )::bigint
+        ) // {{ base_minutes * 60 }}
+    {%- endif -%}
+{%- endmacro %}

@@ -1,0 +1,49 @@
+{#- Every session of every calendar the build knows: exchange sessions written by
+    ingest/calendars.py, plus the 24/7 calendar (one session per UTC day) generated here. -#}
+with
+
+exchange_sessions as (
+
+    select
+        calendar,
+        session_date,
+        open_at,
+        close_at,
+        is_half_day
+    from {{ ref('stg_lake__calendars') }}
+
+),
+
+continuous_days as (
+
+    select
+        '24/7' as calendar,
+        generated.day::date as session_date,
+        generated.day::timestamptz as open_at,
+        (generated.day + interval 1 day)::timestamptz as close_at,
+        false as is_half_day
+    from
+        generate_series(
+            timestamp '2000-01-01', current_date::timestamp + interval 7 day, interval 1 day
+        ) as generated (day)
+
+),
+
+unioned as (
+
+    select * from exchange_sessions
+    union all
+    select * from continuous_days
+
+),
+
+measured as (
+
+    select
+        *,
+        (epoch(close_at) - epoch(open_at))::bigint // 60 as session_minutes
+    from unioned
+
+)
+
+select * from measured

@@ -1,0 +1,219 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='replace_range',
+        unique_key=['symbol', 'timeframe'],
+        range_column='ts',
+        on_schema_change='fail',
+        post_hook=["{{ record_adjustment_versions(this) }}"],
+    )
+}}
+-- depends_on: {{ ref('stg_lake__bars') }}
+-- depends_on: {{ ref('int_adjustment_factors_computed') }}
+{#- Every bar of every timeframe, raw (as traded) beside its backward adjustment factors
+    and adjusted prices (DESIGN §4), with quality flags: suspect rows are flagged, never
+    dropped. Incremental: new lake rows (by ingested_at) are rebuilt from a few bars before
+    them (the Hampel window's reach); a symbol whose adjustment factors changed is rebuilt
+    entirely. -#}
+{% set half_window = var('hampel_half_window') | int %}
+{% set plan = bar_mart_plan(this, lookback_rows=half_window) %}
+
+with
+
+bars as (
+
+    {{ bar_mart_scan(ref('int_bars_deduplicated'), plan) }}
+
+),
+
+factor_segments as (
+
+    select
+        symbol,
+        valid_from_at,
+        valid_from,
+        split_factor,
+        dividend_factor,
+        starts_with_jump_mismatch
+    from {{ ref('int_adjustment_factors_computed') }}
+
+),
+
+bars_joined_to_factors as (
+
+    select
+        bars.symbol,
+        bars.source,
+        bars.timeframe,
+        bars.period,
+        bars.ts,
+        bars.open,
+        bars.high,
+        bars.low,
+        bars.close,
+        bars.volume,
+        bars.is_final,
+        bars.ingested_at,
+        coalesce(factor_segments.split_factor, 1.0) as split_factor,
+        coalesce(factor_segments.dividend_factor, 1.0) as dividend_factor,
+        coalesce(
+            factor_segments.starts_with_jump_mismatch
+            and factor_segments.valid_from = {{ utc_date('bars.ts') }},
+            false
+        ) as is_on_mismatched_ex_date
+    from bars
+    asof left join factor_segments
+        on
+            bars.symbol = factor_segments.symbol
+            and bars.ts >= factor_segments.valid_from_at
+
+),
+
+bars_adjusted as (
+
+    select
+        *,
+        open * split_factor as open_split_adj,
+        high * split_factor as high_split_adj,
+        low * split_factor as low_split_adj,
+        close * split_factor as close_split_adj,
+        volume / split_factor as volume_split_adj,
+        open * split_factor * dividend_factor as open_adj,
+        high * split_factor * dividend_factor as high_adj,
+        low * split_factor * dividend_factor as low_adj,
+        close * split_factor * dividend_factor as close_adj,
+        volume / split_factor as volume_adj
+    from bars_joined_to_factors
+
+),
+
+{# Hampel filter on log returns of total-return closes. One window pass gathers the
+   closes from k + 1 bars before to k bars after each bar; the 2k + 1 returns around it
+   follow by division, and their median and median absolute deviation come from
+   list_median (DuckDB's windowed median and mad give the same values, 2x slower). At
+   the ends of a series the window is cut short (missing returns are null and ignored). #}
+closes_around as (
+
+    select
+        *,
+        {{ hampel_closes_around(half_window, 'series_in_time') }}
+    from bars_adjusted
+    window series_in_time as (partition by symbol, timeframe order by ts)
+
+),
+
+returns_around as (
+
+    select
+        *,
+        {{ hampel_returns_around(half_window) }}
+    from closes_around
+
+),
+
+hampel_medians as (
+
+    select
+        *,
+        return_{{ half_window + 1 }} as log_return,
+        list_median({{ hampel_returns_list(half_window) }}) as hampel_median
+    from returns_around
+
+),
+
+hampel_windows as (
+
+    select
+        *,
+        list_median({{ hampel_returns_list(half_window, 'abs({r} - hampel_median)') }}) as hampel_mad
+    from hampel_medians
+
+),
+
+quality_checked as (
+
+    select
+        *,
+        (
+            case when coalesce(least(open, high, low, close) <= 0, false) then 1 else 0 end
+            + case when high < greatest(open, close) then 2 else 0 end
+            + case when low > least(open, close) then 4 else 0 end
+            + case when volume < 0 then 8 else 0 end
+            + case
+                when
+                    open is null or high is null or low is null or close is null or volume is null
+                    or isnan(open) or isnan(high) or isnan(low) or isnan(close) or isnan(volume)
+                    then 16
+                else 0
+            end
+            + case
+                when timeframe in ('1d', '1w') and epoch_us(ts) % 86400000000 != 0 then 32
+                when epoch_us(ts) % 60000000 != 0 then 32
+                else 0
+            end
+            + case when is_on_mismatched_ex_date then 64 else 0 end
+            + case
+                when
+                    hampel_mad > 0
+                    and abs(log_return - hampel_median)
+                    > {{ var('hampel_threshold') }} * 1.4826 * hampel_mad
+                    then 128
+                else 0
+            end
+        )::utinyint as quality_mask
+    from hampel_windows
+
+),
+
+flagged as (
+
+    select
+        symbol,
+        source,
+        timeframe,
+        period,
+        ts,
+        open,
+        high,
+        low,
+        close,
+        volume,
+        split_factor,
+        dividend_factor,
+        open_split_adj,
+        high_split_adj,
+        low_split_adj,
+        close_split_adj,
+        volume_split_adj,
+        open_adj,
+        high_adj,
+        low_adj,
+        close_adj,
+        volume_adj,
+        log_return,
+        is_final,
+        quality_mask != 0 as is_suspect,
+        quality_mask,
+        case
+            when quality_mask = 0 then []::varchar[]
+            else list_filter(
+                    [
+                        case when quality_mask & 1 != 0 then 'non_positive_price' end,
+                        case when quality_mask & 2 != 0 then 'high_below_open_close' end,
+                        case when quality_mask & 4 != 0 then 'low_above_open_close' end,
+                        case when quality_mask & 8 != 0 then 'negative_volume' end,
+                        case when quality_mask & 16 != 0 then 'missing_value' end,
+                        case when quality_mask & 32 != 0 then 'misaligned_ts' end,
+                        case when quality_mask & 64 != 0 then 'action_jump_mismatch' end,
+                        case when quality_mask & 128 != 0 then 'hampel_outlier' end
+                    ],
+                    flag -> flag is not null
+                )
+        end as quality_flags,
+        ingested_at
+    from quality_checked
+    where {{ plan['keep'] }}
+
+)
+
+select * from flagged

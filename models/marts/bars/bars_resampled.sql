@@ -1,0 +1,238 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='replace_range',
+        unique_key=['symbol', 'timeframe'],
+        range_column='ts',
+        on_schema_change='fail',
+        post_hook=["{{ record_adjustment_versions(this) }}"],
+    )
+}}
+-- depends_on: {{ ref('stg_lake__bars') }}
+-- depends_on: {{ ref('int_adjustment_factors_computed') }}
+{#- 1m bars resampled to 5m, 15m, 30m, 1h, 4h (anchored at the session open), daily bars
+    on exchange sessions and weekly bars, as traded and total-return adjusted, through the
+    one macro resample_bars (cascaded: 1m -> 5m -> 15m/30m/1h -> 4h, 5m -> 1d -> 1w; the
+    composition test shows this equals resampling 1m directly). is_partial marks buckets
+    with fewer 1m bars than their session could hold. Incremental: from the start of the
+    week of the first new 1m bar; a symbol whose adjustment changed is rebuilt. -#}
+{% set factor_columns = ['max(price_factor) as price_factor', 'max(split_factor) as split_factor'] %}
+{% set daily_adjusted = "(select * from intraday_and_daily_adjusted where timeframe = '1d')" %}
+{% set plan = bar_mart_plan(this, week_aligned=true, timeframes=['1m']) %}
+
+with
+
+minute_bars as (
+
+    select
+        symbol,
+        source,
+        ts,
+        open,
+        high,
+        low,
+        close,
+        volume,
+        split_factor * dividend_factor as price_factor,
+        split_factor,
+        1 as bar_count,
+        ingested_at
+    from ({{ bar_mart_scan(ref('bars_adjusted'), plan, where="timeframe = '1m'") }}) as recomputed_minute_bars
+
+),
+
+symbol_calendars as (
+
+    select
+        symbol,
+        calendar
+    from {{ ref('int_symbols_deduplicated') }}
+
+),
+
+sessions as (
+
+    select
+        calendar,
+        session_date,
+        open_at,
+        close_at,
+        session_minutes
+    from {{ ref('int_sessions_unioned') }}
+
+),
+
+symbol_sessions as (
+
+    select
+        symbols.symbol,
+        sessions.calendar,
+        sessions.session_date,
+        sessions.open_at,
+        sessions.close_at
+    from (select distinct minute_bars.symbol from minute_bars) as symbols
+    left join symbol_calendars
+        on symbols.symbol = symbol_calendars.symbol
+    inner join sessions
+        on
+            sessions.calendar = coalesce(
+                symbol_calendars.calendar,
+                case when symbols.symbol like '%/%' then '24/7' else 'XNYS' end
+            )
+
+),
+
+{# The first level buckets 1m bars into 5m on the UTC clock (no join on 50M rows): the
+    same buckets as anchoring at the session open for every exchange opening on a
+    5-minute mark. Sessions are joined to the 5x fewer 5m bars. Adjustment factors are
+    constant within a session (ex-dates start at 00:00 UTC), so adjusted intraday and
+    daily prices are the raw ones times the bucket's factor. #}
+bars_5m_on_clock as (
+
+    {{ resample_bars('minute_bars', '5m', sessions=false, carry=factor_columns) }}
+
+),
+
+bars_5m as (
+
+    select
+        bars_5m_on_clock.* exclude (bars_5m_on_clock.expected_bar_count),
+        symbol_sessions.calendar,
+        coalesce(symbol_sessions.session_date, {{ utc_date('bars_5m_on_clock.ts') }}) as session_date,
+        symbol_sessions.open_at as session_open_at,
+        symbol_sessions.close_at as session_close_at,
+        {{ expected_bar_count('bars_5m_on_clock.ts', '5m', 1, 'symbol_sessions.open_at', 'symbol_sessions.close_at') }}
+            as expected_bar_count
+    from bars_5m_on_clock
+    left join symbol_sessions
+        on
+            bars_5m_on_clock.symbol = symbol_sessions.symbol
+            and {{ utc_date('bars_5m_on_clock.ts') }} = symbol_sessions.session_date
+
+),
+
+bars_15m as (
+
+    {{ resample_bars('bars_5m', '15m', carry=factor_columns) }}
+
+),
+
+bars_30m as (
+
+    {{ resample_bars('bars_5m', '30m', carry=factor_columns) }}
+
+),
+
+bars_1h as (
+
+    {{ resample_bars('bars_5m', '1h', carry=factor_columns) }}
+
+),
+
+bars_4h as (
+
+    {{ resample_bars('bars_1h', '4h', carry=factor_columns) }}
+
+),
+
+bars_1d as (
+
+    {{ resample_bars('bars_5m', '1d', carry=factor_columns) }}
+
+),
+
+intraday_and_daily as (
+
+    select * from bars_5m
+    union all by name
+    select * from bars_15m
+    union all by name
+    select * from bars_30m
+    union all by name
+    select * from bars_1h
+    union all by name
+    select * from bars_4h
+    union all by name
+    select * from bars_1d
+
+),
+
+intraday_and_daily_adjusted as (
+
+    select
+        * exclude (price_factor, split_factor),
+        open * price_factor as open_adj,
+        high * price_factor as high_adj,
+        low * price_factor as low_adj,
+        close * price_factor as close_adj,
+        volume / split_factor as volume_adj
+    from intraday_and_daily
+
+),
+
+{# weeks span ex-dates: their adjusted prices aggregate the daily adjusted ones #}
+bars_1w as (
+
+    {{ resample_bars(daily_adjusted, '1w', suffixes=['', '_adj']) }}
+
+),
+
+weekly_session_minutes as (
+
+    select
+        calendar,
+        {{ date_to_utc("date_trunc('week', session_date)::date") }} as ts,
+        sum(session_minutes)::bigint as expected_bar_count
+    from sessions
+    group by all
+
+),
+
+bars_1w_expected as (
+
+    select
+        bars_1w.* exclude (bars_1w.expected_bar_count),
+        weekly_session_minutes.expected_bar_count
+    from bars_1w
+    left join weekly_session_minutes
+        on
+            bars_1w.calendar = weekly_session_minutes.calendar
+            and bars_1w.ts = weekly_session_minutes.ts
+
+),
+
+unioned as (
+
+    select * from intraday_and_daily_adjusted
+    union all by name
+    select * from bars_1w_expected
+
+),
+
+final as (
+
+    select
+        symbol,
+        source,
+        timeframe,
+        ts,
+        session_date,
+        open,
+        high,
+        low,
+        close,
+        volume,
+        open_adj,
+        high_adj,
+        low_adj,
+        close_adj,
+        volume_adj,
+        bar_count,
+        expected_bar_count,
+        coalesce(bar_count < expected_bar_count, false) as is_partial,
+        ingested_at
+    from unioned
+
+)
+
+select * from final

@@ -1,0 +1,14 @@
+"""Feature set `technical` version 1, declared in ingest/features.py (point in time)."""
+
+from ingest.features import compute_features, feature_set
+
+
+def model(dbt, session):
+    fs = feature_set("technical", 1)
+    bars = (
+        dbt.ref("bars_adjusted")
+        .filter(f"timeframe = '{fs.timeframe}'")
+        .select("symbol, ts, close, close_adj, high_adj, low_adj, split_factor, dividend_factor")
+        .to_arrow_table()
+    )
+    return compute_features(fs, bars)

@@ -219,7 +219,7 @@ def run_build(
     if manifest is not None and run_id is not None:
         try:
             manifest.finish_build_run(
-                run_id, "success" if result.ok else "failed", result.duration_s, result.error
+                run_id, "ok" if result.ok else "failed", result.duration_s, result.error
             )
         except Exception as exc:
             log.warning("could not record the build result: %s", exc)

@@ -156,7 +156,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             g["dataset"],
             g["source"] or "-",
             g["timeframe"] or "-",
-            f"{g['symbols']:,}",
+            f"{g['symbols']:,}" if g["dataset"] != "symbols" else "-",
             f"{g['files']:,}",
             f"{g['rows']:,}",
             _fmt_bytes(g["bytes"]),
@@ -218,7 +218,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     dm.add_source(src)
     symbols = src.list_symbols() or []
     out.print(f"[bold]1. ingest[/bold] {len(symbols)} synthetic symbols into {args.paths.lake}")
-    for tf, start, end in (("1d", "2019-01-01", "2024-01-01"), ("1m", "2023-10-01", "2024-01-01")):
+    for tf, start, end in (("1d", "2008-01-01", "2024-01-01"), ("1m", "2023-10-01", "2024-01-01")):
         ns = argparse.Namespace(**vars(args))
         ns.timeframe, ns.start, ns.end, ns.force_refresh = tf, start, end, False
         rc = _run_ingest(ns, "synthetic", symbols)
@@ -227,19 +227,27 @@ def cmd_demo(args: argparse.Namespace) -> int:
     cmd_status(args)
     if cmd_verify(argparse.Namespace(**{**vars(args), "no_repair": False})):
         return 1
-    try:
-        build = importlib.import_module("ingest.build")
-    except ModuleNotFoundError:
-        out.print("the warehouse build is not available yet (ingest/build.py)")
-        return 0
-    out.print("[bold]2. build[/bold] the warehouse with dbt (a minute or two)")
-    result = build.run_build(args.paths)
-    if not getattr(result, "ok", True):
+    from . import build
+
+    out.print("[bold]2. build[/bold] the warehouse: dbt build as a subprocess, then Parquet marts")
+    result = build.run_build(args.paths, quiet=True)
+    kinds: dict[str, int] = {}
+    for r in result.results:
+        kind = r["unique_id"].split(".", 1)[0]
+        kinds[kind] = kinds.get(kind, 0) + 1
+    done = ", ".join(f"{n} {k}s" for k, n in sorted(kinds.items()))
+    if not result.ok:
+        err.print(f"[red]dbt build failed[/red]: {result.error}")
+        err.print(result.output[-3000:], markup=False, highlight=False)
         return 1
+    out.print(f"dbt build: {done}, all passed in {result.duration_s:.0f} s")
     out.print("[bold]3. summary[/bold]")
-    summary = build.summary(args.paths)
-    for k, v in summary.items():
-        out.print(f"  {k}: {v}")
+    for k, v in build.summary(args.paths).items():
+        out.print(f"  {k}: {v}", highlight=False)
+    out.print(
+        "\nnext: `duckdb data/warehouse.duckdb` for SQL (see analyses/), "
+        "`duckmarket export bars_adjusted` for the hot path, `duckmarket serve` for the API"
+    )
     return 0
 
 

@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from ingest.server_keys import KeyStore
-from tests.test_server_fixtures import MINUTE_BARS, build_data_root, start_server
+from tests.server_support import MINUTE_BARS, build_data_root, start_server
 
 
 @pytest.fixture(scope="module")

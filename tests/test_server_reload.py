@@ -17,7 +17,7 @@ import pytest
 
 from ingest.server_keys import KeyStore
 from ingest.server_marts import Snapshot
-from tests.test_server_fixtures import bars_table, build_data_root, start_server, write_atomically
+from tests.server_support import bars_table, build_data_root, start_server, write_atomically
 
 
 @pytest.fixture

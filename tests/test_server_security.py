@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from ingest.server_keys import KeyStore
-from tests.test_server_fixtures import build_data_root, start_server
+from tests.server_support import build_data_root, start_server
 
 
 @pytest.fixture(scope="module")

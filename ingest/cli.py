@@ -224,6 +224,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
         rc = _run_ingest(ns, "synthetic", symbols)
         if rc:
             return rc
+    ns = argparse.Namespace(**vars(args))
+    ns.timeframe, ns.start, ns.end, ns.force_refresh = "tick", "2023-12-28", "2023-12-29", False
+    rc = _run_ingest(ns, "synthetic", symbols[:2])
+    if rc:
+        return rc
     cmd_status(args)
     if cmd_verify(argparse.Namespace(**{**vars(args), "no_repair": False})):
         return 1
@@ -277,6 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
     syn.add_argument("--symbol", nargs="+", help="only these generated symbols")
     syn.add_argument("--seed", type=int, default=42)
     common(syn, "1m")
+    syn.epilog = "--timeframe tick lands trades that aggregate exactly to the 1m bars"
     syn.set_defaults(func=cmd_ingest_synthetic)
 
     yf = isub.add_parser("yfinance", help="Yahoo Finance via yfinance (needs the network)")

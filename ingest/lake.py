@@ -721,6 +721,25 @@ class Lake:
             mask = m2 if mask is None else pc.and_(mask, m2)
         return table.filter(mask) if mask is not None else table
 
+    def read_ticks(self, source: str, symbol: str, start: datetime, end: datetime) -> pa.Table:
+        """Trades with ``start <= ts < end``, sorted by (ts, seq); opens one file a month."""
+        tables = []
+        month = datetime(start.year, start.month, 1, tzinfo=UTC)
+        while month < end:
+            keys = {"source": source, "symbol": symbol, "period": f"{month:%Y-%m}"}
+            t = _read_live(self.file_path(TICKS, keys))
+            if t is not None:
+                tables.append(t)
+            month = datetime(month.year + month.month // 12, month.month % 12 + 1, 1, tzinfo=UTC)
+        if not tables:
+            return _empty(TICKS)
+        table = pa.concat_tables(tables, promote_options="permissive")
+        ts = table.column("ts")
+        mask = pc.and_(
+            pc.greater_equal(ts, pa.scalar(start, TS_TYPE)), pc.less(ts, pa.scalar(end, TS_TYPE))
+        )
+        return table.filter(mask)
+
     def read_actions(self, source: str, symbol: str) -> pa.Table:
         t = _read_live(self.file_path(CORPORATE_ACTIONS, {"source": source, "symbol": symbol}))
         return t if t is not None else _empty(CORPORATE_ACTIONS)
@@ -745,12 +764,18 @@ class Lake:
         """Remove all data, one symbol, or one symbol and timeframe. Returns files removed."""
         if symbol is not None:
             symbol = validate_symbol(symbol)
+        ticks = timeframe is not None and timeframe.strip().lower() in ("tick", "ticks")
         if timeframe is not None:
-            timeframe = normalize_timeframe(timeframe)
+            timeframe = "tick" if ticks else normalize_timeframe(timeframe)
         removed = 0
         with self.writer():
-            for f in self.manifest.live_files(source=source, symbol=symbol, timeframe=timeframe):
-                if timeframe is not None and f.dataset != "bars":
+            files = (
+                self.manifest.live_files("ticks", source=source, symbol=symbol)
+                if ticks
+                else self.manifest.live_files(source=source, symbol=symbol, timeframe=timeframe)
+            )
+            for f in files:
+                if timeframe is not None and not ticks and f.dataset != "bars":
                     continue
                 p = self.root / f.path
                 with contextlib.suppress(FileNotFoundError):

@@ -17,7 +17,7 @@ from .errors import DuckmarketError, InvalidInputError, UnsupportedRequestError
 from .lake import Lake, VerifyReport, WriteReport
 from .manifest import from_us
 from .paths import DataPaths
-from .planner import plan
+from .planner import TICK, plan
 from .schema import TS_TYPE, validate_symbol
 from .sources import make as make_source
 from .sources.base import Source
@@ -145,9 +145,13 @@ class DataManager:
         e = to_utc(end, "end") or now
         s = to_utc(start, "start")
         if s is None:
-            limits = src.capabilities.timeframes[timeframe]
+            limits = (
+                src.capabilities.ticks
+                if timeframe == TICK
+                else src.capabilities.timeframes[timeframe]
+            )
             default = DEFAULT_HISTORY["daily" if timeframe in SESSION_TIMEFRAMES else "intraday"]
-            s = min(e, now) - (limits.lookback or default)
+            s = min(e, now) - ((limits.lookback if limits else None) or default)
         if e <= s:
             raise InvalidInputError(f"end ({e:%Y-%m-%d %H:%M}) must be after start ({s:%Y-%m-%d})")
         return s, e
@@ -169,11 +173,13 @@ class DataManager:
         others go on; what was committed before the failure stays committed.
         """
         src = self.source(source)
-        timeframe = normalize_timeframe(timeframe)
-        if not src.capabilities.supports(timeframe):
+        timeframe = _timeframe_or_tick(timeframe)
+        if timeframe == TICK and src.capabilities.ticks is None:
+            raise UnsupportedRequestError(f"source {src.name!r} has no tick data")
+        if timeframe != TICK and not src.capabilities.supports(timeframe):
+            served = [*src.capabilities.timeframes, *([TICK] if src.capabilities.ticks else [])]
             raise UnsupportedRequestError(
-                f"source {src.name!r} has no {timeframe} bars; it serves "
-                f"{', '.join(src.capabilities.timeframes)}"
+                f"source {src.name!r} has no {timeframe} bars; it serves {', '.join(served)}"
             )
         symbols = [validate_symbol(s) for s in symbols]
         s, e = self._bounds(src, timeframe, start, end)
@@ -215,8 +221,13 @@ class DataManager:
             run = m.start_fetch_run(src.name, symbol, timeframe, cs, ce)
             t0 = time.perf_counter()
             try:
-                fr = src.fetch_bars(symbol, timeframe, cs, ce)
-                w = self.lake.write_bars(src.name, symbol, timeframe, fr.bars, fetch_run_id=run)
+                if timeframe == TICK:
+                    fr = src.fetch_ticks(symbol, cs, ce)
+                    ticks = fr.ticks if fr.ticks is not None else fr.bars.slice(0, 0)
+                    w = self.lake.write_ticks(src.name, symbol, ticks, fetch_run_id=run)
+                else:
+                    fr = src.fetch_bars(symbol, timeframe, cs, ce)
+                    w = self.lake.write_bars(src.name, symbol, timeframe, fr.bars, fetch_run_id=run)
                 if fr.actions is not None and fr.actions.num_rows:
                     self.lake.write_actions(src.name, symbol, fr.actions, fetch_run_id=run)
             except Exception as exc:
@@ -232,7 +243,7 @@ class DataManager:
                 infos[symbol] = fr.symbol_info
             status = "fetched" if w.rows_written else "empty"
             cover_end = ce
-            if w.rows_written and "is_final" in fr.bars.column_names:
+            if timeframe != TICK and w.rows_written and "is_final" in fr.bars.column_names:
                 pending = fr.bars.filter(pc.invert(pc.fill_null(fr.bars.column("is_final"), True)))
                 if pending.num_rows:
                     first = pc.min(pc.cast(pending.column("ts"), TS_TYPE)).as_py()
@@ -341,6 +352,22 @@ class DataManager:
         frames = [_frame(self.lake.read_bars(src.name, sym, tf, s, e), sym) for sym in syms]
         return pl.concat(frames, how="diagonal_relaxed") if frames else pl.DataFrame()
 
+    def get_ticks(
+        self,
+        symbol: str,
+        start: str | date | datetime,
+        end: str | date | datetime,
+        force_refresh: bool = False,
+        source: str | None = None,
+    ) -> pl.DataFrame:
+        """Trades of one symbol (ts, seq, price, size, side, venue), fetching what is missing."""
+        src = self.source(source)
+        s, e = self._bounds(src, TICK, start, end)
+        report = self.ingest([symbol], TICK, s, e, source=src.name, force_refresh=force_refresh)
+        if report.failed:
+            raise_for(report.failed[0])
+        return _frame(self.lake.read_ticks(src.name, validate_symbol(symbol), s, e), symbol)
+
     # -- housekeeping --------------------------------------------------------------------
 
     def get_cache_stats(self) -> dict[str, Any]:
@@ -395,6 +422,12 @@ class DataManager:
             with self.lake.writer():
                 self.lake.manifest.write_mirror(self.paths.lake / "_manifest")
         return report
+
+
+def _timeframe_or_tick(timeframe: str) -> str:
+    if timeframe.strip().lower() in (TICK, "ticks"):
+        return TICK
+    return normalize_timeframe(timeframe)
 
 
 def _span(bars: pa.Table, timeframe: str) -> tuple[datetime, datetime]:

@@ -14,6 +14,9 @@ from .sources.base import Capabilities
 
 Interval = tuple[int, int]
 
+#: the pseudo-timeframe under which tick coverage is kept
+TICK = "tick"
+
 
 def merge(intervals: Iterable[Interval]) -> list[Interval]:
     """Sort and merge overlapping or touching intervals."""
@@ -91,7 +94,9 @@ def plan(
       recent bars), as long as it overlaps the request;
     * each range is cut into chunks no longer than one request may cover.
     """
-    limits = capabilities.timeframes[timeframe]
+    limits = capabilities.ticks if timeframe == TICK else capabilities.timeframes[timeframe]
+    if limits is None:
+        raise ValueError(f"the source has no {timeframe} data")
     s, e = to_us(start), min(to_us(end), to_us(now))
     p = FetchPlan(requested=(s, e))
     if e <= s:

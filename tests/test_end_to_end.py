@@ -51,6 +51,14 @@ def warehouse(tmp_path_factory):
             split_day + timedelta(days=3),
             source="synthetic",
         )
+        # and two hours of trades on the split day, aggregated to 1m by the warehouse
+        dm.ingest(
+            [sym],
+            "tick",
+            split_day + timedelta(hours=14, minutes=30),
+            split_day + timedelta(hours=16, minutes=30),
+            source="synthetic",
+        )
     result = run_build(paths, quiet=True)
     assert result.ok, (result.error or "") + result.output[-3000:]
     return {"paths": paths, "src": src, "symbol": sym, "split_day": split_day, "result": result}
@@ -82,6 +90,22 @@ def test_intraday_adjustment_across_a_split_matches_too(warehouse):
     day = warehouse["split_day"]
     r = _ratio(warehouse, "1m", day - timedelta(days=4), day + timedelta(days=3))
     assert np.max(np.abs(r / r[-1] - 1)) < 1e-9
+
+
+def test_ticks_aggregate_in_the_warehouse_to_the_sources_minute_bars(warehouse):
+    day = warehouse["split_day"]
+    a, b = day + timedelta(hours=14, minutes=30), day + timedelta(hours=16, minutes=30)
+    bars = warehouse["src"].fetch_bars(warehouse["symbol"], "1m", a, b).bars
+    got = duckdb.execute(
+        f"""select ts, open, high, low, close, volume
+            from '{warehouse["paths"].marts}/bars_from_ticks.parquet'
+            where symbol = ? order by ts""",
+        [warehouse["symbol"]],
+    ).fetchall()
+    assert [r[0] for r in got] == bars.column("ts").to_pylist()
+    for i, c in enumerate(("open", "high", "low", "close"), start=1):
+        assert [r[i] for r in got] == bars.column(c).to_pylist(), c
+    np.testing.assert_allclose([r[5] for r in got], bars.column("volume").to_numpy(), rtol=1e-12)
 
 
 def test_the_build_is_recorded_with_the_lake_files_it_read(warehouse):

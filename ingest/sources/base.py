@@ -34,6 +34,8 @@ class Capabilities:
     trailing_refetch: timedelta = timedelta(0)
     #: delivers corporate actions alongside bars
     has_actions: bool = False
+    #: limits of ``fetch_ticks`` (None: the source has no ticks)
+    ticks: TimeframeLimits | None = None
 
     def supports(self, timeframe: str) -> bool:
         return timeframe in self.timeframes
@@ -57,6 +59,8 @@ class FetchResult:
     symbol_info: dict[str, Any] | None = None
     api_calls: int = 1
     notes: list[str] = field(default_factory=list)
+    #: trades, for ``fetch_ticks``
+    ticks: pa.Table | None = None
 
 
 class Source(ABC):
@@ -70,6 +74,13 @@ class Source(ABC):
         self, symbol: str, timeframe: str, start: datetime, end: datetime
     ) -> FetchResult:
         """Return the bars with ``start <= ts < end``; at most ``max_span`` long."""
+
+    def fetch_ticks(self, symbol: str, start: datetime, end: datetime) -> FetchResult:
+        """Trades with ``start <= ts < end`` in ``FetchResult.ticks`` (ts, seq, price, size,
+        side, venue); sources without ticks refuse."""
+        from ..errors import UnsupportedRequestError
+
+        raise UnsupportedRequestError(f"source {self.name!r} has no tick data")
 
     def list_symbols(self) -> list[str] | None:
         """Symbols the source generates or holds, when it knows them (None otherwise)."""

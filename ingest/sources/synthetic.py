@@ -286,6 +286,7 @@ class SyntheticSource(Source):
         needs_network=False,
         trailing_refetch=timedelta(0),
         has_actions=True,
+        ticks=TimeframeLimits(lookback=None, max_span=timedelta(days=7)),
     )
 
     def __init__(self, seed: int = 42, n_symbols: int = 50) -> None:
@@ -387,6 +388,25 @@ class SyntheticSource(Source):
         return FetchResult(
             bars=bars,
             actions=self._actions_table(lat, start_ns, end_ns),
+            symbol_info=self.symbol_info(symbol),
+            api_calls=1,
+        )
+
+    def fetch_ticks(self, symbol: str, start: datetime, end: datetime) -> FetchResult:
+        """Trades whose 1m aggregation is exactly this source's 1m bars (first price the
+        open, last the close, extremes the high and low, sizes summing to the volume)."""
+        from .ticks import ticks_from_bars
+
+        start_ns, end_ns = self._range(start, end)
+        minute_start = start - timedelta(microseconds=(start_ns // 1000) % 60_000_000)
+        bars = self.fetch_bars(symbol, "1m", minute_start, end).bars
+        key = int.from_bytes(hashlib.sha256(f"{self.seed}:{symbol}:ticks".encode()).digest()[:8])
+        ticks = ticks_from_bars(bars, key)
+        us = ticks.column("ts").cast(pa.int64()).to_numpy()
+        keep = (us >= start_ns // 1000) & (us < end_ns // 1000)
+        return FetchResult(
+            bars=bars.slice(0, 0),
+            ticks=ticks.filter(pa.array(keep)),
             symbol_info=self.symbol_info(symbol),
             api_calls=1,
         )

@@ -134,6 +134,11 @@ REJECTS = Dataset(
     order_by="rejected_at",
 )
 
+#: what a source hands the writer: bars without the writer's own ``ingested_at``
+SOURCE_BARS_SCHEMA = pa.schema([f for f in BARS.schema if f.name != "ingested_at"])
+#: corporate actions as a source hands them over
+SOURCE_ACTIONS_SCHEMA = pa.schema([f for f in CORPORATE_ACTIONS.schema if f.name != "ingested_at"])
+
 DATASETS: dict[str, Dataset] = {
     d.name: d for d in (BARS, TICKS, CORPORATE_ACTIONS, SYMBOLS, REJECTS)
 }

@@ -66,7 +66,7 @@ import numpy as np
 import pyarrow as pa
 
 from ..errors import InvalidInputError, SymbolNotFoundError, UnsupportedRequestError
-from ..schema import TS_TYPE
+from ..schema import SOURCE_ACTIONS_SCHEMA, SOURCE_BARS_SCHEMA, TS_TYPE
 from ..timeframes import normalize_timeframe
 from .base import Capabilities, FetchResult, Source, TimeframeLimits
 
@@ -95,26 +95,8 @@ _FAMILY_RHO = 0.6
 _S_Z, _S_HILO, _S_FAULT, _S_FAULT2, _S_FZ = 11, 13, 14, 15, 21
 _S_D_HILO, _S_D_VOL, _S_D_GAP, _S_D_FAULT, _S_D_FAULT2 = 31, 32, 33, 34, 35
 
-_ACTIONS_SCHEMA = pa.schema(
-    [
-        ("ex_date", pa.date32()),
-        ("action_type", pa.string()),
-        ("split_ratio", pa.float64()),
-        ("cash_amount", pa.float64()),
-        ("currency", pa.string()),
-    ]
-)
-_BARS_SCHEMA = pa.schema(
-    [
-        ("ts", TS_TYPE),
-        ("open", pa.float64()),
-        ("high", pa.float64()),
-        ("low", pa.float64()),
-        ("close", pa.float64()),
-        ("volume", pa.float64()),
-        ("is_final", pa.bool_()),
-    ]
-)
+_ACTIONS_SCHEMA = SOURCE_ACTIONS_SCHEMA
+_BARS_SCHEMA = SOURCE_BARS_SCHEMA
 
 
 # --- counter-based randomness -----------------------------------------------------------

@@ -15,28 +15,13 @@ import pyarrow as pa
 from ..schema import TS_TYPE
 
 MIN_TRADES, MAX_TRADES = 4, 8
-_U64 = np.uint64
-_GOLDEN = _U64(0x9E3779B97F4A7C15)
 
 
-def _splitmix64(x: np.ndarray) -> np.ndarray:
-    with np.errstate(over="ignore"):
-        z = x + _GOLDEN
-        z = (z ^ (z >> _U64(30))) * _U64(0xBF58476D1CE4E5B9)
-        z = (z ^ (z >> _U64(27))) * _U64(0x94D049BB133111EB)
-        return z ^ (z >> _U64(31))
+def _uniform(key: int, minute_us: np.ndarray, slot: np.ndarray, stream: int) -> np.ndarray:
+    """Uniform in (0, 1] from (key, minute, slot within the minute, stream)."""
+    from .synthetic import _hash, _u53
 
-
-def _uniform(key: int, minute_us: np.ndarray, slot: np.ndarray, salt: int) -> np.ndarray:
-    """Uniform [0, 1) from (key, minute, slot, salt), element-wise."""
-    with np.errstate(over="ignore"):
-        x = (
-            minute_us.astype(_U64) * _U64(0x100000001B3)
-            ^ (slot.astype(_U64) << _U64(8))
-            ^ _U64(salt)
-            ^ _U64(key & 0xFFFFFFFFFFFFFFFF)
-        )
-    return (_splitmix64(_splitmix64(x)) >> _U64(11)).astype(np.float64) / float(1 << 53)
+    return _u53(_hash(key, minute_us * 16 + slot, stream))
 
 
 def ticks_from_bars(bars: pa.Table, key: int, venue: str = "SYNX") -> pa.Table:

@@ -36,7 +36,7 @@ from ..errors import (
     SymbolNotFoundError,
     UnsupportedRequestError,
 )
-from ..schema import TS_TYPE
+from ..schema import SOURCE_ACTIONS_SCHEMA, SOURCE_BARS_SCHEMA, TS_TYPE
 from ..timeframes import SESSION_TIMEFRAMES, bar_length, normalize_timeframe
 from .base import Capabilities, FetchResult, Source, TimeframeLimits
 
@@ -91,28 +91,9 @@ CAPABILITIES = Capabilities(
 )
 
 #: columns of the bars table this module (and csv.py) produce
-BARS_SCHEMA = pa.schema(
-    [
-        ("ts", TS_TYPE),
-        ("open", pa.float64()),
-        ("high", pa.float64()),
-        ("low", pa.float64()),
-        ("close", pa.float64()),
-        ("volume", pa.float64()),
-        ("is_final", pa.bool_()),
-        ("adj_close", pa.float64()),
-    ]
-)
+BARS_SCHEMA = SOURCE_BARS_SCHEMA.append(pa.field("adj_close", pa.float64()))
 
-ACTIONS_SCHEMA = pa.schema(
-    [
-        ("ex_date", pa.date32()),
-        ("action_type", pa.string()),
-        ("split_ratio", pa.float64()),
-        ("cash_amount", pa.float64()),
-        ("currency", pa.string()),
-    ]
-)
+ACTIONS_SCHEMA = SOURCE_ACTIONS_SCHEMA
 
 #: a request may start this much before the lookback limit (clocks of caller and source
 #: differ by the time the planner took)

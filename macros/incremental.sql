@@ -273,3 +273,33 @@
         select * from {{ relation }} where {{ where }} and symbol in ({{ sql_list(plan['stale']) }})
     {%- endif -%}
 {%- endmacro %}
+
+
+{#- Data tests on the large incremental bar marts check what the last build wrote, not the
+    whole mart. A pre-hook (before the model's rows change) creates the DuckDB macro
+    <schema>.<model>_in_test_scope(ingested_at, symbol): after a full build it is true;
+    after an incremental one it keeps rows with ingested_at newer than the target's
+    watermark before the build (a constant: DuckDB skips the older row groups by their
+    min/max) plus every row of symbols rebuilt because their adjustment changed. This is
+    sound for the tests on these marts: replace_range deletes each series from its first
+    new row before inserting, so a duplicate key can only arise among inserted rows, and
+    rows rewritten around new ones (look-back windows, earlier buckets of the week) keep
+    the values the previous build tested (OHLC, factors, keys), except for the rebuilt
+    symbols, tested in full. The tests' `where` config calls this macro. -#}
+{% macro record_test_scope(model_relation) -%}
+    {%- set scope = 'true' -%}
+    {%- if execute and is_incremental() -%}
+        {%- set plan = incremental_plan(model_relation) -%}
+        {%- if plan['stale'] is not none -%}
+            {%- set watermark = run_query(
+                "select coalesce(max(ingested_at)::varchar, '-infinity') from " ~ model_relation
+            ).columns[0].values()[0] -%}
+            {%- set scope = "ingested_at > '" ~ watermark ~ "'::timestamptz" -%}
+            {%- if plan['stale'] -%}
+                {%- set scope = scope ~ " or symbol in (" ~ sql_list(plan['stale']) ~ ")" -%}
+            {%- endif -%}
+        {%- endif -%}
+    {%- endif -%}
+    create or replace macro {{ model_relation.schema }}.{{ model_relation.identifier }}_in_test_scope(ingested_at, symbol) as
+    ({{ scope }})
+{%- endmacro %}

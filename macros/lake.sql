@@ -133,6 +133,13 @@
 {%- endmacro %}
 
 
+{#- days since 1970-01-01 of a timestamp's UTC date, in integer arithmetic (a floor
+    division: DuckDB's // truncates toward zero) -#}
+{% macro utc_day_number(ts) -%}
+    ((epoch_us({{ ts }}) - ((epoch_us({{ ts }}) % 86400000000) + 86400000000) % 86400000000) // 86400000000)
+{%- endmacro %}
+
+
 {% macro date_to_utc(day) -%}
     make_timestamptz(({{ day }} - date '1970-01-01')::bigint * 86400000000)
 {%- endmacro %}

@@ -16,17 +16,21 @@
 {% macro resample_bars(input, timeframe, sessions=true, order_by='ts', suffixes=[''], carry=[], base_minutes=1) -%}
     {%- set minutes = timeframe_minutes(timeframe) -%}
     {%- set width_us = minutes * 60 * 1000000 -%}
+    {#- buckets are integers (epoch microseconds of the bucket start), computed with integer
+        arithmetic (floor division written out: DuckDB's // truncates toward zero) -#}
     {%- if timeframe == '1d' -%}
-        {%- set bucket = date_to_utc('session_date') -%}
+        {%- set bucket_us = "(session_date - date '1970-01-01')::bigint * 86400000000" -%}
     {%- elif timeframe == '1w' -%}
-        {%- set bucket = date_to_utc("date_trunc('week', session_date)::date") -%}
+        {%- set bucket_us = "(date_trunc('week', session_date)::date - date '1970-01-01')::bigint * 86400000000" -%}
     {%- elif sessions -%}
         {%- set anchor = "coalesce(epoch_us(session_open_at), (epoch_us(ts) // 86400000000) * 86400000000)" -%}
-        {%- set bucket = "make_timestamptz((" ~ anchor ~ " + floor((epoch_us(ts) - " ~ anchor ~ ") / "
-            ~ width_us ~ ")::bigint * " ~ width_us ~ ")::bigint)" -%}
+        {%- set offset = "(epoch_us(ts) - " ~ anchor ~ ")" -%}
+        {%- set bucket_us = "(" ~ anchor ~ " + " ~ offset ~ " - ((" ~ offset ~ " % " ~ width_us ~ ") + "
+            ~ width_us ~ ") % " ~ width_us ~ ")" -%}
     {%- else -%}
-        {%- set bucket = "make_timestamptz((epoch_us(ts) // " ~ width_us ~ ") * " ~ width_us ~ ")" -%}
+        {%- set bucket_us = "((epoch_us(ts) // " ~ width_us ~ ") * " ~ width_us ~ ")" -%}
     {%- endif -%}
+    {%- set bucket = "make_timestamptz(" ~ bucket_us ~ ")" -%}
     select
         symbol,
         '{{ timeframe }}' as timeframe,
@@ -67,7 +71,7 @@
     group by
         symbol,
         {#- a bucket never spans two sessions: the session columns need no grouping -#}
-        {{ bucket }}
+        {{ bucket_us }}
 {%- endmacro %}
 
 

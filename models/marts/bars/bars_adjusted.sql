@@ -5,6 +5,7 @@
         unique_key=['symbol', 'timeframe'],
         range_column='ts',
         on_schema_change='fail',
+        pre_hook=["{{ record_test_scope(this) }}"],
         post_hook=["{{ record_adjustment_versions(this) }}"],
     )
 }}
@@ -26,16 +27,73 @@ bars as (
 
 ),
 
+{# The factor segment of a bar is the last one with valid_from <= its UTC date. Rather than
+   an ASOF join (which sorts every bar), segments are expanded to one row per day over the
+   days the symbol's bars span (a few thousand rows per symbol) and hash-joined on
+   (symbol, day number). #}
+bar_days as (
+
+    select
+        symbol,
+        min({{ utc_day_number('ts') }}) as first_day,
+        max({{ utc_day_number('ts') }}) as last_day
+    from ({{ bar_mart_scan(ref('int_bars_deduplicated'), plan) }}) as recomputed_bars
+    group by symbol
+
+),
+
 factor_segments as (
 
     select
         symbol,
-        valid_from_at,
-        valid_from,
+        (valid_from - date '1970-01-01')::bigint as valid_from_day,
+        (
+            lead(valid_from) over (partition by symbol order by valid_from) - date '1970-01-01'
+        )::bigint as valid_to_day,
         split_factor,
         dividend_factor,
         starts_with_jump_mismatch
     from {{ ref('int_adjustment_factors_computed') }}
+
+),
+
+segment_day_ranges as (
+
+    select
+        factor_segments.symbol,
+        factor_segments.valid_from_day,
+        factor_segments.split_factor,
+        factor_segments.dividend_factor,
+        factor_segments.starts_with_jump_mismatch,
+        greatest(factor_segments.valid_from_day, bar_days.first_day) as from_day,
+        least(
+            coalesce(factor_segments.valid_to_day, bar_days.last_day + 1), bar_days.last_day + 1
+        ) as to_day
+    from factor_segments
+    inner join bar_days
+        on factor_segments.symbol = bar_days.symbol
+
+),
+
+segment_days as (
+
+    select
+        *,
+        unnest(range(from_day, to_day)) as day_number
+    from segment_day_ranges
+
+),
+
+factor_days as (
+
+    select
+        symbol,
+        day_number,
+        split_factor,
+        dividend_factor,
+        coalesce(starts_with_jump_mismatch and day_number = valid_from_day, false)
+            as is_on_mismatched_ex_date
+    from segment_days
 
 ),
 
@@ -54,18 +112,14 @@ bars_joined_to_factors as (
         bars.volume,
         bars.is_final,
         bars.ingested_at,
-        coalesce(factor_segments.split_factor, 1.0) as split_factor,
-        coalesce(factor_segments.dividend_factor, 1.0) as dividend_factor,
-        coalesce(
-            factor_segments.starts_with_jump_mismatch
-            and factor_segments.valid_from = {{ utc_date('bars.ts') }},
-            false
-        ) as is_on_mismatched_ex_date
+        coalesce(factor_days.split_factor, 1.0) as split_factor,
+        coalesce(factor_days.dividend_factor, 1.0) as dividend_factor,
+        coalesce(factor_days.is_on_mismatched_ex_date, false) as is_on_mismatched_ex_date
     from bars
-    asof left join factor_segments
+    left join factor_days
         on
-            bars.symbol = factor_segments.symbol
-            and bars.ts >= factor_segments.valid_from_at
+            bars.symbol = factor_days.symbol
+            and {{ utc_day_number('bars.ts') }} = factor_days.day_number
 
 ),
 

@@ -5,6 +5,7 @@
         unique_key=['symbol', 'timeframe'],
         range_column='ts',
         on_schema_change='fail',
+        pre_hook=["{{ record_test_scope(this) }}"],
         post_hook=["{{ record_adjustment_versions(this) }}"],
     )
 }}
@@ -12,12 +13,12 @@
 -- depends_on: {{ ref('int_adjustment_factors_computed') }}
 {#- 1m bars resampled to 5m, 15m, 30m, 1h, 4h (anchored at the session open), daily bars
     on exchange sessions and weekly bars, as traded and total-return adjusted, through the
-    one macro resample_bars (cascaded: 1m -> 5m -> 15m/30m/1h -> 4h, 5m -> 1d -> 1w; the
+    one macro resample_bars (cascaded: 1m -> 5m -> 15m -> 30m -> 1h -> 4h, 1h -> 1d -> 1w: each level
+    reads the 3 to 12x fewer bars of the level below; the
     composition test shows this equals resampling 1m directly). is_partial marks buckets
     with fewer 1m bars than their session could hold. Incremental: from the start of the
     week of the first new 1m bar; a symbol whose adjustment changed is rebuilt. -#}
 {% set factor_columns = ['max(price_factor) as price_factor', 'max(split_factor) as split_factor'] %}
-{% set daily_adjusted = "(select * from intraday_and_daily_adjusted where timeframe = '1d')" %}
 {% set plan = bar_mart_plan(this, week_aligned=true, timeframes=['1m']) %}
 
 with
@@ -70,7 +71,12 @@ symbol_sessions as (
         sessions.session_date,
         sessions.open_at,
         sessions.close_at
-    from (select distinct minute_bars.symbol from minute_bars) as symbols
+    {#- symbols from a second (symbol-only) scan: reading them from minute_bars would make
+        DuckDB materialise all the 1m rows for the two readers #}
+    from (
+        select distinct symbol
+        from ({{ bar_mart_scan(ref('bars_adjusted'), plan, where="timeframe = '1m'") }}) as recomputed_symbols
+    ) as symbols
     left join symbol_calendars
         on symbols.symbol = symbol_calendars.symbol
     inner join sessions
@@ -119,13 +125,13 @@ bars_15m as (
 
 bars_30m as (
 
-    {{ resample_bars('bars_5m', '30m', carry=factor_columns) }}
+    {{ resample_bars('bars_15m', '30m', carry=factor_columns) }}
 
 ),
 
 bars_1h as (
 
-    {{ resample_bars('bars_5m', '1h', carry=factor_columns) }}
+    {{ resample_bars('bars_30m', '1h', carry=factor_columns) }}
 
 ),
 
@@ -137,7 +143,7 @@ bars_4h as (
 
 bars_1d as (
 
-    {{ resample_bars('bars_5m', '1d', carry=factor_columns) }}
+    {{ resample_bars('bars_1h', '1d', carry=factor_columns) }}
 
 ),
 
@@ -170,10 +176,24 @@ intraday_and_daily_adjusted as (
 
 ),
 
-{# weeks span ex-dates: their adjusted prices aggregate the daily adjusted ones #}
+{# weeks span ex-dates: their adjusted prices aggregate the daily adjusted ones (from
+   bars_1d, so that the large intraday_and_daily_adjusted has one reader) #}
+bars_1d_adjusted as (
+
+    select
+        * exclude (price_factor, split_factor),
+        open * price_factor as open_adj,
+        high * price_factor as high_adj,
+        low * price_factor as low_adj,
+        close * price_factor as close_adj,
+        volume / split_factor as volume_adj
+    from bars_1d
+
+),
+
 bars_1w as (
 
-    {{ resample_bars(daily_adjusted, '1w', suffixes=['', '_adj']) }}
+    {{ resample_bars('bars_1d_adjusted', '1w', suffixes=['', '_adj']) }}
 
 ),
 

@@ -80,3 +80,18 @@ def test_reader_scans_mapped_columns(tmp_path):
         st = x.price_volume_stats()
         assert st.vwap == pytest.approx(15.0)
         assert x.symbol("AAA").price_volume_stats().rows == n
+
+
+@pytest.mark.parametrize("threads", [2, 3])
+def test_parallel_chunks_give_the_single_pass_result(threads):
+    rng = np.random.default_rng(11)
+    n = (1 << 20) * 2 + 7
+    p = rng.random(n) * 100 + 1
+    v = rng.random(n) * 1e4
+    p[::1001] = np.nan
+    one = price_volume_stats(p, v, threads=1)
+    many = price_volume_stats(p, v, threads=threads)
+    assert many.rows == one.rows == n - p[::1001].size
+    assert many.vwap == pytest.approx(one.vwap, rel=1e-12)
+    assert many.mean_price == pytest.approx(one.mean_price, rel=1e-12)
+    assert many.total_volume == pytest.approx(one.total_volume, rel=1e-12)

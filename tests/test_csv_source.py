@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -311,3 +311,40 @@ def test_csv_source_serves_the_rows_in_range() -> None:
         src.fetch_bars("AAPL", "1m", utc(2020, 8, 26), utc(2020, 9, 1))
     with pytest.raises(UnsupportedRequestError):
         src.fetch_bars("MSFT", "1d", utc(2020, 8, 26), utc(2020, 9, 1))
+
+
+def test_typed_intraday_parquet_takes_the_zero_copy_path_and_keeps_values(tmp_path):
+    import pyarrow.parquet as pq
+
+    from ingest.schema import TS_TYPE
+
+    n = 1000
+    ts = pa.array(
+        [datetime(2024, 1, 2, 14, 30, tzinfo=UTC) + timedelta(minutes=i) for i in range(n)],
+        TS_TYPE,
+    )
+    close = np.linspace(100, 110, n)
+    table = pa.table(
+        {
+            "ts": ts,
+            "open": close,
+            "high": close + 1,
+            "low": close - 1,
+            "close": close,
+            "volume": np.arange(n, dtype=np.int64),
+        }
+    )
+    path = tmp_path / "typed.parquet"
+    pq.write_table(table, path)
+    got = read_bar_file(path, timeframe="1m")
+    assert got.rejects == []
+    assert got.bars.column("ts").equals(table.column("ts"))
+    assert got.bars.column("close").to_pylist() == close.tolist()
+    assert got.bars.column("volume").type == pa.float64()
+    assert got.bars.column("is_final").to_pylist() == [True] * n
+    # out of order or duplicated rows take the general path: sorted, duplicates rejected
+    shuffled = pa.concat_tables([table.slice(500), table.slice(0, 500), table.slice(10, 1)])
+    pq.write_table(shuffled, path)
+    got = read_bar_file(path, timeframe="1m")
+    assert got.bars.column("ts").equals(table.column("ts"))
+    assert [r[1] for r in got.rejects] == ["duplicate timestamp"]

@@ -224,6 +224,31 @@ def _read_parquet(path: Path) -> pa.Table:
         ) from exc
 
 
+def _typed_intraday_bars(table: pa.Table, cols: dict[str, str]) -> pa.Table | None:
+    """The zero-copy path for a Parquet file that is already what the lake stores: intraday
+    bars with a tz-aware timestamp, numeric prices, no corporate-action columns and strictly
+    increasing timestamps. Anything else (None) takes the general path."""
+    if "dividends" in cols or "stock_splits" in cols:
+        return None
+    ts = table.column(cols["ts"])
+    if not (pa.types.is_timestamp(ts.type) and ts.type.tz) or ts.null_count:
+        return None
+    out: dict[str, pa.ChunkedArray] = {"ts": ts.cast(TS_TYPE)}
+    for name in ("open", "high", "low", "close", "volume", "adj_close"):
+        if name not in cols:
+            continue
+        col = table.column(cols[name])
+        if not (pa.types.is_floating(col.type) or pa.types.is_integer(col.type)):
+            return None
+        out[name] = col.cast(pa.float64())
+    us = out["ts"].cast(pa.int64()).to_numpy()
+    if us.size > 1 and not bool((us[1:] > us[:-1]).all()):
+        return None
+    out["is_final"] = pa.chunked_array([pa.array(np.ones(len(us), dtype=bool))])
+    order = ["ts", "open", "high", "low", "close", "volume", "is_final", "adj_close"]
+    return pa.table({k: out[k] for k in order if k in out})
+
+
 # --- parsing columns --------------------------------------------------------------------
 
 
@@ -328,6 +353,9 @@ def read_bar_file(
     if _is_parquet(path):
         table = _read_parquet(path)
         cols = _resolve(path, table.column_names, mapping, ts_column)
+        typed = _typed_intraday_bars(table, cols) if intraday else None
+        if typed is not None:
+            return ImportedFile(bars=typed)
         raw = pl.from_arrow(table.select(list(dict.fromkeys(cols.values()))))
         assert isinstance(raw, pl.DataFrame)
         fast = False

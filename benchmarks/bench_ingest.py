@@ -115,7 +115,7 @@ def bench_import(root: Path, work: Path, rows: int) -> None:
         tb = pq.read_table(pq_path)
         pq.write_table(tb, work / "copy.parquet", compression="zstd", compression_level=1)
 
-    ref, _ = timed(floor, 2)
+    ref, _ = timed(floor, 3)
     row(
         "reference: pyarrow read + zstd write, same rows", f"{t.num_rows / ref / 1e6:,.1f} M rows/s"
     )
@@ -124,17 +124,19 @@ def bench_import(root: Path, work: Path, rows: int) -> None:
         ("CSV -> lake (new partitions)", csv_path, True),
         ("Parquet -> lake again (merge, all rows replaced)", pq_path, False),
     ):
-        if fresh:
-            shutil.rmtree(root, ignore_errors=True)
-        dm = DataManager(root)
-        el, rep = timed(
-            lambda dm=dm, path=path: dm.import_file(path, symbol="IMPORT", timeframe="1m")
-        )
-        dm.close()
+        best_s, rows = float("inf"), 0
+        for _ in range(3):  # best of three: the machine is shared
+            if fresh:
+                shutil.rmtree(root, ignore_errors=True)
+            with DataManager(root) as dm:
+                t0 = time.perf_counter()
+                rep = dm.import_file(path, symbol="IMPORT", timeframe="1m")
+                best_s = min(best_s, time.perf_counter() - t0)
+                rows = rep.rows_written
         row(
             label,
-            f"{rep.rows_written / el / 1e6:,.1f} M rows/s",
-            f"target >= 5 M rows/s; {rep.rows_written:,} rows in {el:.2f} s",
+            f"{rows / best_s / 1e6:,.1f} M rows/s",
+            f"target >= 5 M rows/s; {rows:,} rows in {best_s:.2f} s (best of 3)",
         )
 
 

@@ -16,6 +16,13 @@ Point in time
     them. Ratios (returns, RSI, z-scores, volatility) need no rescaling. Labels are the only
     columns that look forward; they are named ``label_*`` and shifted explicitly.
 
+Computation
+    :func:`compute_features` runs compiled kernels (ingest/research_kernels.py, numba) over
+    every symbol at once; ``compiled=False`` runs the per-symbol numpy reference
+    (:func:`_one_symbol`). The kernels repeat the reference's floating-point operations in
+    the same order (window sums in numpy's pairwise order), so the two agree to the bit on
+    the benchmark universe; tests/test_research_kernels.py checks them against each other.
+
 Conventions (each indicator's value is null until its window is full):
     * ``ret_k = c[t] / c[t-k] - 1``, ``log_ret_k = ln(c[t] / c[t-k])``;
     * ``sma_n``: mean of the last n closes; ``ema_n``: ``e[0] = c[0]``,
@@ -40,8 +47,11 @@ Conventions (each indicator's value is null until its window is full):
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
+import os
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -303,44 +313,197 @@ def _one_symbol(
     return out
 
 
-def compute_features(fs: FeatureSet, bars: pa.Table) -> pa.Table:
+def _kernel_columns(
+    everything: tuple[Feature, ...],
+    c: np.ndarray,
+    h: np.ndarray,
+    lo: np.ndarray,
+    scale: np.ndarray,
+    starts: np.ndarray,
+    ends: np.ndarray,
+) -> dict[str, np.ndarray]:
+    """Every symbol's features at once with the compiled kernels (ingest/research_kernels.py):
+    the same definitions as :func:`_one_symbol`, without a Python loop per symbol."""
+    from ingest import research_kernels as rk
+
+    out: dict[str, np.ndarray] = {}
+    means: dict[tuple[int, int], np.ndarray] = {}
+    m2s: dict[tuple[int, int], np.ndarray] = {}
+    log_ret_1: list[np.ndarray] = []
+
+    def mean(x: np.ndarray, n: int, offset: int = 0) -> np.ndarray:
+        if (n, offset) not in means:
+            means[n, offset] = rk.rolling_mean(x, starts, ends, n, offset)
+        return means[n, offset]
+
+    def m2(x: np.ndarray, n: int, offset: int = 0) -> np.ndarray:
+        if (n, offset) not in m2s:
+            m2s[n, offset] = rk.rolling_m2(x, mean(x, n, offset), starts, ends, n, offset)
+        return m2s[n, offset]
+
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for f in everything:
+            p = f.params
+            match f.kind:
+                case "simple_return":
+                    k = p["periods"]
+                    out[f"ret_{k}"] = rk.shift_ratio(c, starts, ends, k, True)
+                case "log_return":
+                    k = p["periods"]
+                    out[f"log_ret_{k}"] = np.log(rk.shift_ratio(c, starts, ends, k, False))
+                case "sma":
+                    out[f"sma_{p['window']}"] = mean(c, p["window"]) * scale
+                case "ema":
+                    w = p["window"]
+                    out[f"ema_{w}"] = rk.ema(c, starts, ends, w, w - 1) * scale
+                case "rsi":
+                    w = p["window"]
+                    out[f"rsi_{w}"] = rk.rsi_wilder(c, starts, ends, w)
+                case "macd":
+                    m = rk.macd(c, starts, ends, p["fast"], p["slow"], p["signal"])
+                    out["macd"] = m[0] * scale
+                    out["macd_signal"] = m[1] * scale
+                    out["macd_hist"] = m[2] * scale
+                case "bollinger":
+                    w, k = p["window"], p["k"]
+                    mid = mean(c, w)
+                    sd = np.sqrt(m2(c, w) / w)
+                    upper, lower = mid + k * sd, mid - k * sd
+                    out["bb_pct_b"] = (c - lower) / (upper - lower)
+                    out["bb_width"] = (upper - lower) / mid
+                    out["bb_mid"] = mid * scale
+                    out["bb_upper"] = upper * scale
+                    out["bb_lower"] = lower * scale
+                case "atr":
+                    w = p["window"]
+                    out[f"atr_{w}"] = rk.atr_wilder(c, h, lo, starts, ends, w) * scale
+                case "rvol":
+                    w = p["window"]
+                    if not log_ret_1:
+                        log_ret_1.append(np.log(rk.shift_ratio(c, starts, ends, 1, False)))
+                    lr = log_ret_1[0]
+                    mu = rk.rolling_mean(lr, starts, ends, w, 1)
+                    sd = np.sqrt(rk.rolling_m2(lr, mu, starts, ends, w, 1) / (w - 1))
+                    out[f"rvol_{w}"] = sd * np.sqrt(p["periods_per_year"])
+                case "zscore":
+                    w = p["window"]
+                    out[f"zscore_{w}"] = (c - mean(c, w)) / np.sqrt(m2(c, w) / (w - 1))
+                case "slope":
+                    y = h if p["column"] == "high" else lo
+                    name = f"slope_{p['column']}_{p['window']}"
+                    out[name] = rk.slope(y, starts, ends, p["window"]) * scale
+                case "direction":
+                    out["direction"] = rk.direction(c, starts, ends)
+                case "fwd_return":
+                    k = p["periods"]
+                    out[f"label_fwd_ret_{k}"] = rk.fwd_return(c, starts, ends, k)
+                case _:
+                    raise ValueError(f"unknown feature kind {f.kind!r}")
+    return out
+
+
+def compute_features(fs: FeatureSet, bars: pa.Table, *, compiled: bool = True) -> pa.Table:
     """The set's columns for ``bars`` (symbol, ts, close, close_adj, high_adj, low_adj,
-    split_factor, dividend_factor), keyed by (symbol, ts), with the set's timeframe."""
-    bars = bars.sort_by([("symbol", "ascending"), ("ts", "ascending")])
-    symbols = bars.column("symbol").to_numpy(zero_copy_only=False)
+    split_factor, dividend_factor), keyed by (symbol, ts), with the set's timeframe.
+
+    ``compiled=False`` runs the numpy reference (:func:`_one_symbol`, one symbol at a time)
+    instead of the numba kernels: the two agree to rounding (tests/test_research_kernels.py).
+    """
+    from ingest.research_kernels import sort_by_key_and_time
+
+    bars, starts, ends = sort_by_key_and_time(bars, "symbol")
+    symbols = bars.column("symbol")
     col = {
-        name: bars.column(name).to_numpy().astype(np.float64)
-        for name in ("close", "close_adj", "high_adj", "low_adj", "split_factor")
+        name: _float64(bars.column(name))
+        for name in ("close_adj", "high_adj", "low_adj", "split_factor", "dividend_factor")
     }
-    factor = col["split_factor"] * bars.column("dividend_factor").to_numpy().astype(np.float64)
-    n = len(symbols)
+    factor = col["split_factor"] * col["dividend_factor"]
+    n = bars.num_rows
     names = fs.feature_columns() + fs.label_columns()
-    result = {name: np.empty(n) for name in names}  # every symbol's rows are written
-    bounds = np.flatnonzero(symbols[1:] != symbols[:-1]) + 1 if n else np.array([], int)
-    starts = np.concatenate([[0], bounds]).astype(int) if n else np.array([], int)
-    ends = np.concatenate([bounds, [n]]).astype(int) if n else np.array([], int)
     everything = fs.features + fs.labels
-    for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
-        part = _one_symbol(
-            everything,
-            col["close_adj"][a:b],
-            col["high_adj"][a:b],
-            col["low_adj"][a:b],
-            1.0 / factor[a:b],
-        )
-        for name, values in part.items():
-            result[name][a:b] = values
-    arrays: dict[str, pa.Array] = {
-        "symbol": bars.column("symbol"),
-        "timeframe": pa.array(np.full(n, fs.timeframe), pa.string()),
+    scale = 1.0 / factor
+    if compiled:
+        # symbols split into contiguous blocks computed on parallel threads (the kernels and
+        # numpy release the GIL); each block becomes one chunk of every output column
+        blocks = _blocks(starts, ends, _threads(n))
+
+        def run(block: tuple[int, int, int, int]) -> dict[str, pa.Array]:
+            r0, r1, s0, s1 = block
+            part = _kernel_columns(
+                everything,
+                col["close_adj"][r0:r1],
+                col["high_adj"][r0:r1],
+                col["low_adj"][r0:r1],
+                scale[r0:r1],
+                starts[s0:s1] - r0,
+                ends[s0:s1] - r0,
+            )
+            return {name: _to_arrow(name, part[name]) for name in names}
+
+        if len(blocks) > 1:
+            with ThreadPoolExecutor(len(blocks)) as pool:
+                chunks = list(pool.map(run, blocks))
+        else:
+            chunks = [run(block) for block in blocks]
+        outputs = {name: pa.chunked_array([c[name] for c in chunks], _type(name)) for name in names}
+    else:
+        result = {name: np.empty(n) for name in names}  # every symbol's rows are written
+        for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
+            part = _one_symbol(
+                everything,
+                col["close_adj"][a:b],
+                col["high_adj"][a:b],
+                col["low_adj"][a:b],
+                scale[a:b],
+            )
+            for name, values in part.items():
+                result[name][a:b] = values
+        outputs = {name: _to_arrow(name, result[name]) for name in names}
+    arrays: dict[str, pa.Array | pa.ChunkedArray] = {
+        "symbol": symbols,
+        "timeframe": pa.repeat(pa.scalar(fs.timeframe, pa.string()), n),
         "ts": bars.column("ts"),
         "close": bars.column("close"),  # as traded (close_adj moves with later actions)
+        **outputs,
     }
-    for name in names:
-        values = result[name]
-        mask = ~np.isfinite(values)
-        if name == "direction":
-            arrays[name] = pa.array(np.nan_to_num(values).astype(np.int8), mask=mask)
-        else:
-            arrays[name] = pa.array(values, mask=mask)
     return pa.table(arrays)
+
+
+def _type(name: str) -> pa.DataType:
+    return pa.int8() if name == "direction" else pa.float64()
+
+
+def _to_arrow(name: str, values: np.ndarray) -> pa.Array:
+    """A feature column: non-finite values (undefined: warm-up, division by zero) are null."""
+    mask = ~np.isfinite(values)
+    if name == "direction":
+        return pa.array(np.nan_to_num(values).astype(np.int8), mask=mask)
+    return pa.array(values, mask=mask if mask.any() else None)
+
+
+def _threads(n: int) -> int:
+    """Threads for n rows: one below 200k rows (not worth a pool), else up to 2 (or fewer
+    CPUs: the machine this runs on has 2 cores shared with DuckDB)."""
+    return 1 if n < 200_000 else max(1, min(2, os.cpu_count() or 1))
+
+
+def _blocks(starts: np.ndarray, ends: np.ndarray, k: int) -> list[tuple[int, int, int, int]]:
+    """(first row, end row, first series, end series) of k blocks of whole series with about
+    as many rows each."""
+    n_series = len(starts)
+    if n_series == 0:
+        return [(0, 0, 0, 0)]
+    n = int(ends[-1])
+    cut_series = [0]
+    for i in range(1, k):
+        s = int(np.searchsorted(starts, n * i / k))
+        if cut_series[-1] < s < n_series:
+            cut_series.append(s)
+    cut_series.append(n_series)
+    return [
+        (int(starts[s0]), int(ends[s1 - 1]), s0, s1) for s0, s1 in itertools.pairwise(cut_series)
+    ]
+
+
+def _float64(column: pa.ChunkedArray) -> np.ndarray:
+    return np.ascontiguousarray(column.to_numpy(), dtype=np.float64)

@@ -1,6 +1,7 @@
 """Feature set `technical` version 1, declared in ingest/features.py (point in time)."""
 
 from ingest.features import compute_features, feature_set
+from ingest.research_kernels import row_groups
 
 
 def model(dbt, session):
@@ -11,4 +12,5 @@ def model(dbt, session):
         .select("symbol, ts, close, close_adj, high_adj, low_adj, split_factor, dividend_factor")
         .to_arrow_table()
     )
-    return compute_features(fs, bars)
+    # row-group sized batches: DuckDB writes them on all its threads
+    return row_groups(compute_features(fs, bars))

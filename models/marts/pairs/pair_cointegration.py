@@ -12,14 +12,22 @@ mackinnon_pvalue_coefficients); critical values: MacKinnon (2010) at T = n - 1 (
 mackinnon_critical_values); is_cointegrated: p_value < coint_significance. The window's
 residuals (the spread with the window's hedge) are also fitted as an AR(1),
 s[t] = c + phi s[t-1] + u[t], for the Ornstein-Uhlenbeck mart.
+
+The model runs every test in compiled code (ingest/research_kernels.py,
+``engle_granger_batch``, on up to two threads); ``engle_granger`` and ``ar1`` below are the
+numpy reference it is tested against (tests/test_research_kernels.py), equal to rounding
+(about 1e-12).
 """
 
 import math
+import os
 
 import numpy as np
 import pyarrow as pa
 from numpy.lib.stride_tricks import sliding_window_view
 from scipy.special import ndtr
+
+from ingest.research_kernels import engle_granger_parallel, row_groups, sort_by_key_and_time
 
 
 def adf_lags(rule: str, n: int) -> int:
@@ -94,6 +102,22 @@ def _pvalue(tau: float, c: dict) -> float:
     return float(ndtr(z))
 
 
+def p_values(taus: np.ndarray, c: dict) -> np.ndarray:
+    """:func:`_pvalue` over an array of statistics."""
+    small = c["small_p_b0"] + c["small_p_b1"] * taus + c["small_p_b2"] * taus**2
+    large = (
+        c["large_p_b0"]
+        + c["large_p_b1"] * taus
+        + c["large_p_b2"] * taus**2
+        + c["large_p_b3"] * taus**3
+    )
+    p = ndtr(np.where(taus <= c["tau_star"], small, large))
+    p = np.where(taus < c["tau_min"], 0.0, p)
+    if c["tau_max"] is not None:
+        p = np.where(taus > c["tau_max"], 1.0, p)
+    return np.where(np.isnan(taus), np.nan, p)
+
+
 def model(dbt, session):
     window = int(dbt.config.get("coint_window"))
     min_obs = int(dbt.config.get("coint_min_obs"))
@@ -114,101 +138,89 @@ def model(dbt, session):
         .to_pylist()
     }
 
-    bars = (
-        dbt.ref("pair_bars")
-        .select("pair_id, symbol_a, symbol_b, timeframe, ts, price_a, price_b")
-        .order("pair_id, ts")
-        .to_arrow_table()
-    )
-    pair_ids = bars.column("pair_id").to_numpy(zero_copy_only=False)
+    pair_bars = dbt.ref("pair_bars")
+    bars = pair_bars.select("pair_id, ts, price_a, price_b").to_arrow_table()
+    # each pair's bars in time order (numpy sort: far cheaper than ORDER BY on pair_id)
+    bars, pair_starts, pair_ends = sort_by_key_and_time(bars, "pair_id")
     ts = bars.column("ts").to_numpy()
     months = ts.astype("datetime64[M]")
-    price_a = bars.column("price_a").to_numpy()
-    price_b = bars.column("price_b").to_numpy()
-    n = len(pair_ids)
+    price_a = np.ascontiguousarray(bars.column("price_a").to_numpy(), dtype=np.float64)
+    price_b = np.ascontiguousarray(bars.column("price_b").to_numpy(), dtype=np.float64)
+    n = bars.num_rows
     # a test date is a pair's last common bar of a calendar month (UTC)
     last_of_month = np.ones(n, dtype=bool)
     if n:
-        last_of_month[:-1] = (pair_ids[1:] != pair_ids[:-1]) | (months[1:] != months[:-1])
+        last_of_month[:-1] = months[1:] != months[:-1]
+        last_of_month[pair_ends - 1] = True
     starts = np.zeros(n, dtype=np.int64)
-    cuts = np.flatnonzero(pair_ids[1:] != pair_ids[:-1]) + 1
-    starts[cuts] = cuts
+    starts[pair_starts] = pair_starts
     starts = np.maximum.accumulate(starts) if n else starts
 
-    rows: dict[str, list] = {
-        k: []
-        for k in (
-            "row",
-            "window_start_row",
-            "n_obs",
-            "adf_lags",
-            "adf_nobs",
-            "hedge_beta",
-            "hedge_alpha",
-            "adf_stat",
-            "spread_ar_const",
-            "spread_ar_phi",
-            "spread_ar_residual_var",
-            "spread_at_test",
-        )
-    }
-    for i in np.flatnonzero(last_of_month).tolist():
-        first = starts[i] if window == 0 else max(starts[i], i - window + 1)
-        n_obs = i - first + 1
-        if n_obs < max(min_obs, window):
-            continue
-        lags = adf_lags(lag_rule, n_obs)
-        y0 = price_a[first : i + 1]
-        y1 = price_b[first : i + 1]
-        beta, alpha, tau, nobs, spread = engle_granger(y0, y1, lags)
-        ar_const, ar_phi, ar_var = ar1(spread)
-        values = (i, first, n_obs, lags, nobs, beta, alpha, tau, ar_const, ar_phi, ar_var)
-        for key, value in zip(rows, (*values, float(spread[-1])), strict=True):
-            rows[key].append(value)
-
-    idx = np.asarray(rows["row"], dtype=np.int64)
-    first_idx = np.asarray(rows["window_start_row"], dtype=np.int64)
-    n_obs = np.asarray(rows["n_obs"], dtype=np.int64)
-    taus = np.asarray(rows["adf_stat"], dtype=np.float64)
-    p_values = np.asarray([_pvalue(t, surface) for t in taus.tolist()], dtype=np.float64)
+    idx = np.flatnonzero(last_of_month).astype(np.int64)
+    first_idx = starts[idx] if window == 0 else np.maximum(starts[idx], idx - window + 1)
+    n_obs = idx - first_idx + 1
+    keep = n_obs >= max(min_obs, window)
+    idx, first_idx, n_obs = idx[keep], first_idx[keep], n_obs[keep]
+    lag_of = {int(m): adf_lags(lag_rule, int(m)) for m in np.unique(n_obs)}
+    lags = np.asarray([lag_of[int(m)] for m in n_obs], dtype=np.int64)
+    # every test in compiled code (engle_granger and ar1 above, per window), on up to 2
+    # threads (this machine has 2 cores)
+    threads = min(2, os.cpu_count() or 1)
+    res = engle_granger_parallel(price_a, price_b, first_idx, idx, lags, threads)
+    taus = res[2]
+    p = p_values(taus, surface)
     t_crit = n_obs - 1.0
 
     def critical(level_key: float) -> np.ndarray:
         c = crit[level_key]
         return c["b_inf"] + c["b_1"] / t_crit + c["b_2"] / t_crit**2 + c["b_3"] / t_crit**3
 
-    return pa.table(
-        {
-            "pair_id": bars.column("pair_id").take(idx),
-            "symbol_a": bars.column("symbol_a").take(idx),
-            "symbol_b": bars.column("symbol_b").take(idx),
-            "timeframe": bars.column("timeframe").take(idx),
-            "test_date": pa.array(ts[idx].astype("datetime64[D]"), pa.date32()),
-            "test_ts": bars.column("ts").take(idx),
-            "window_start_ts": bars.column("ts").take(first_idx),
-            "n_obs": n_obs,
-            "hedge_beta": np.asarray(rows["hedge_beta"], dtype=np.float64),
-            "hedge_alpha": np.asarray(rows["hedge_alpha"], dtype=np.float64),
-            "adf_lag_rule": pa.array([lag_rule] * len(idx), pa.string()),
-            "adf_lags": np.asarray(rows["adf_lags"], dtype=np.int32),
-            "adf_nobs": np.asarray(rows["adf_nobs"], dtype=np.int32),
-            "adf_stat": taus,
-            "p_value": p_values,
-            "crit_value_1pct": critical(0.01),
-            "crit_value_5pct": critical(0.05),
-            "crit_value_10pct": critical(0.10),
-            "significance_level": np.full(len(idx), level),
-            "is_cointegrated": p_values < level,
-            # the window's spread (residuals) as an AR(1), for pair_ou_parameters
-            "spread_ar_nobs": n_obs - 1,
-            **{
-                key: np.asarray(rows[key], dtype=np.float64)
-                for key in (
-                    "spread_ar_const",
-                    "spread_ar_phi",
-                    "spread_ar_residual_var",
-                    "spread_at_test",
-                )
-            },
-        }
+    # symbols and timeframe: one row per pair, not read with every bar
+    pairs = (
+        pair_bars.aggregate(
+            "pair_id, any_value(symbol_a) as symbol_a, any_value(symbol_b) as symbol_b, "
+            "any_value(timeframe) as timeframe",
+            "pair_id",
+        )
+        .to_arrow_table()
+        .to_pydict()
+    )
+    where = {pid: i for i, pid in enumerate(pairs["pair_id"])}
+    test_pair = bars.column("pair_id").take(idx)
+    pair_row = np.asarray([where[pid] for pid in test_pair.to_pylist()], dtype=np.int64)
+
+    def per_pair(name: str) -> pa.Array:
+        return pa.array(pairs[name], pa.string()).take(pair_row)
+
+    return row_groups(
+        pa.table(
+            {
+                "pair_id": test_pair,
+                "symbol_a": per_pair("symbol_a"),
+                "symbol_b": per_pair("symbol_b"),
+                "timeframe": per_pair("timeframe"),
+                "test_date": pa.array(ts[idx].astype("datetime64[D]"), pa.date32()),
+                "test_ts": bars.column("ts").take(idx),
+                "window_start_ts": bars.column("ts").take(first_idx),
+                "n_obs": n_obs,
+                "hedge_beta": res[0],
+                "hedge_alpha": res[1],
+                "adf_lag_rule": pa.array([lag_rule] * len(idx), pa.string()),
+                "adf_lags": lags.astype(np.int32),
+                "adf_nobs": res[3].astype(np.int32),
+                "adf_stat": taus,
+                "p_value": p,
+                "crit_value_1pct": critical(0.01),
+                "crit_value_5pct": critical(0.05),
+                "crit_value_10pct": critical(0.10),
+                "significance_level": np.full(len(idx), level),
+                "is_cointegrated": p < level,
+                # the window's spread (residuals) as an AR(1), for pair_ou_parameters
+                "spread_ar_nobs": n_obs - 1,
+                "spread_ar_const": res[4],
+                "spread_ar_phi": res[5],
+                "spread_ar_residual_var": res[6],
+                "spread_at_test": res[7],
+            }
+        )
     )

@@ -34,8 +34,13 @@ format: $(STAMP)
 test: lint
 	$(BIN)/python -m pytest -q
 
+# every benchmark at full size (about 15 minutes); each prints its figures beside a reference
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_ingest.py
+	$(BIN)/python benchmarks/bench_hotpath.py
+	$(BIN)/python benchmarks/bench_warehouse.py
+	$(BIN)/python benchmarks/bench_research.py
+	$(BIN)/python benchmarks/bench_server.py
 
 clean-data:
 	rm -rf $(DATA)/lake $(DATA)/marts $(DATA)/export $(DATA)/warehouse.duckdb*

@@ -178,3 +178,16 @@ def test_interval_arithmetic():
     assert subtract((0, 10), []) == [(0, 10)]
     assert subtract((0, 10), [(0, 10)]) == []
     assert chunk((0, 10), 4) == [(0, 4), (4, 8), (8, 10)]
+
+
+def test_the_public_api_is_importable_from_the_package(tmp_path):
+    import ingest
+
+    for name in ingest.__all__:
+        assert getattr(ingest, name) is not None
+    from ingest import DataManager as Public
+
+    dm = Public(
+        tmp_path / "d", sources={"fake": FakeSource()}, default_source="fake", now=lambda: NOW
+    )
+    assert dm.get_ohlcv("AAA", "1d", "2024-01-01", "2024-01-05").height == 4

@@ -11,7 +11,7 @@ import importlib.metadata as _metadata
 import logging
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated
@@ -220,15 +220,18 @@ def create_app(config: ServerConfig) -> FastAPI:
 
     # -- responses -----------------------------------------------------------------------------
     def stream(
-        req: _Request,
         request: Request,
-        page: Page,
+        build: Callable[[Snapshot], Page],
         fmt: str | None,
         limit: int | None,
         cursor: str | None,
         meta: dict[str, object] | None = None,
     ) -> StreamingResponse:
+        """Open this request's pinned view of the marts, build the page on it, and stream
+        the result; the view is closed when the body is sent or anything fails."""
+        req = new_request()
         try:
+            page = build(req.snap)
             f = negotiate(fmt, request.headers.get("accept"))
             result = run_page(
                 req.cur,
@@ -301,14 +304,16 @@ def create_app(config: ServerConfig) -> FastAPI:
         limit: Limit = None,
         cursor: Cursor = None,
     ) -> StreamingResponse:
-        req = new_request()
-        try:
-            lake_files = sorted((paths.lake / "symbols").glob("source=*/data.parquet"))
-            page = symbols_page(req.snap, lake_symbol_files=lake_files, columns=split_list(columns))
-        except BaseException:
-            req.close()
-            raise
-        return stream(req, request, page, fmt, limit, cursor)
+        lake_files = sorted((paths.lake / "symbols").glob("source=*/data.parquet"))
+        return stream(
+            request,
+            lambda snap: symbols_page(
+                snap, lake_symbol_files=lake_files, columns=split_list(columns)
+            ),
+            fmt,
+            limit,
+            cursor,
+        )
 
     @app.get("/v1/coverage", tags=["data"], summary="Coverage per symbol and timeframe")
     def coverage(
@@ -321,18 +326,15 @@ def create_app(config: ServerConfig) -> FastAPI:
         limit: Limit = None,
         cursor: Cursor = None,
     ) -> StreamingResponse:
-        req = new_request()
-        try:
-            page = coverage_page(
-                req.snap,
-                symbols=split_list(symbols),
-                timeframe=timeframe,
-                columns=split_list(columns),
-            )
-        except BaseException:
-            req.close()
-            raise
-        return stream(req, request, page, fmt, limit, cursor)
+        return stream(
+            request,
+            lambda snap: coverage_page(
+                snap, symbols=split_list(symbols), timeframe=timeframe, columns=split_list(columns)
+            ),
+            fmt,
+            limit,
+            cursor,
+        )
 
     @app.get("/v1/bars/{symbol:path}", tags=["data"], summary="Bars of one symbol")
     def bars(
@@ -353,22 +355,23 @@ def create_app(config: ServerConfig) -> FastAPI:
         limit: Limit = None,
         cursor: Cursor = None,
     ) -> StreamingResponse:
-        req = new_request()
-        try:
-            adj = parse_adjustment(adjustment, as_of)
-            page = bars_page(
-                req.snap,
+        adj = parse_adjustment(adjustment, as_of)
+        return stream(
+            request,
+            lambda snap: bars_page(
+                snap,
                 symbol,
                 timeframe=timeframe,
                 start=parse_time(start, "start"),
                 end=parse_time(end, "end"),
                 adjustment=adj,
                 columns=split_list(columns),
-            )
-        except BaseException:
-            req.close()
-            raise
-        return stream(req, request, page, fmt, limit, cursor, {"adjustment": adj.label()})
+            ),
+            fmt,
+            limit,
+            cursor,
+            {"adjustment": adj.label()},
+        )
 
     @app.get("/v1/features/{name}/{version}", tags=["data"], summary="A versioned feature set")
     def features(
@@ -384,21 +387,21 @@ def create_app(config: ServerConfig) -> FastAPI:
         limit: Limit = None,
         cursor: Cursor = None,
     ) -> StreamingResponse:
-        req = new_request()
-        try:
-            page = features_page(
-                req.snap,
+        return stream(
+            request,
+            lambda snap: features_page(
+                snap,
                 name,
                 version,
                 symbols=split_list(symbols),
                 start=parse_time(start, "start"),
                 end=parse_time(end, "end"),
                 columns=split_list(columns),
-            )
-        except BaseException:
-            req.close()
-            raise
-        return stream(req, request, page, fmt, limit, cursor)
+            ),
+            fmt,
+            limit,
+            cursor,
+        )
 
     @app.post("/v1/sql", tags=["sql"], summary="One read-only SELECT over the marts (trusted)")
     def sql(

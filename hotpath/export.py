@@ -30,6 +30,7 @@ import pyarrow.compute as pc
 
 from ingest.errors import InvalidInputError
 from ingest.paths import DataPaths
+from ingest.timeutil import TimeLike, to_datetime
 
 from .formats import (
     ARROW_FORMAT,
@@ -47,7 +48,6 @@ from .formats import (
     RECORDS64_FORMAT,
 )
 from .marts import DataDir, list_marts, mart_path
-from .timeutil import TimeLike, to_datetime
 
 __all__ = ["FORMATS", "ExportResult", "export"]
 

@@ -15,8 +15,7 @@ import polars as pl
 
 from ingest.errors import InvalidInputError
 from ingest.paths import DataPaths
-
-from .timeutil import TimeLike, to_datetime
+from ingest.timeutil import TimeLike, to_datetime
 
 __all__ = ["list_marts", "mart_path", "read_mart", "scan_mart"]
 

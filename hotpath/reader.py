@@ -23,6 +23,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from ingest.timeutil import TimeLike, to_ns
+
 from .formats import (
     ARROW_FORMAT,
     ARROW_MAGIC,
@@ -39,7 +41,6 @@ from .formats import (
     BadExportError,
 )
 from .kernels import PriceVolumeStats, price_volume_stats
-from .timeutil import TimeLike, to_ns
 
 __all__ = ["BATCH_ROWS", "ExportReader", "ExportView", "open_export"]
 

@@ -22,35 +22,15 @@ from .schema import TS_TYPE, validate_symbol
 from .sources import make as make_source
 from .sources.base import Source
 from .timeframes import SESSION_TIMEFRAMES, normalize_timeframe
+from .timeutil import TimeLike, to_datetime
 
 #: how far back ``start=None`` reaches when the source has no limit of its own
 DEFAULT_HISTORY = {"intraday": timedelta(days=30), "daily": timedelta(days=365 * 5)}
 
 
-def to_utc(value: str | date | datetime | None, name: str) -> datetime | None:
-    """Parse a user-supplied bound: ISO text, a date (midnight UTC) or an aware datetime."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        try:
-            value = datetime.fromisoformat(value.strip())
-        except ValueError:
-            raise InvalidInputError(
-                f"{name} {value!r} is not a date; use ISO form such as 2023-01-31 "
-                "or 2023-01-31T14:30:00+00:00"
-            ) from None
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            raise InvalidInputError(
-                f"{name} {value!r} has no timezone; pass an aware datetime "
-                "(e.g. datetime(..., tzinfo=timezone.utc))"
-            )
-        return value.astimezone(UTC)
-    if isinstance(value, date):
-        return datetime(value.year, value.month, value.day, tzinfo=UTC)
-    raise InvalidInputError(f"{name} must be a date, datetime or ISO text, got {value!r}")
+def to_utc(value: TimeLike | None, name: str) -> datetime | None:
+    """A user-supplied bound as aware UTC (see :func:`ingest.timeutil.to_datetime`)."""
+    return None if value is None else to_datetime(value, name)
 
 
 @dataclass

@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime
 
 import numpy as np
 
-from ingest.errors import InvalidInputError
+from .errors import InvalidInputError
 
 TimeLike = datetime | date | str | np.datetime64 | int
 """An instant: aware datetime, date (midnight UTC), ISO string (UTC unless it says otherwise),
@@ -15,13 +15,15 @@ numpy datetime64 (UTC) or int nanoseconds since the epoch."""
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def to_datetime(value: TimeLike) -> datetime:
-    """Return ``value`` as an aware UTC datetime; naive datetimes are refused (they are bugs)."""
+def to_datetime(value: TimeLike, name: str = "time") -> datetime:
+    """Return ``value`` as an aware UTC datetime; naive datetimes are refused (they are bugs).
+
+    ``name`` says which argument it was, for the error message."""
     if isinstance(value, datetime):
         if value.tzinfo is None or value.tzinfo.utcoffset(value) is None:
             raise InvalidInputError(
-                f"naive datetime {value.isoformat()} is ambiguous: pass a timezone-aware "
-                "datetime (e.g. datetime(..., tzinfo=UTC)) or an ISO string"
+                f"{name}: naive datetime {value.isoformat()} has no timezone and is ambiguous: "
+                "pass a timezone-aware datetime (e.g. datetime(..., tzinfo=UTC)) or ISO text"
             )
         return value.astimezone(UTC)
     if isinstance(value, date):
@@ -29,7 +31,7 @@ def to_datetime(value: TimeLike) -> datetime:
     if isinstance(value, np.datetime64):
         return _EPOCH + (value - np.datetime64(0, "ns")).astype("timedelta64[us]").item()
     if isinstance(value, bool):
-        raise InvalidInputError(f"not an instant: {value!r}")
+        raise InvalidInputError(f"{name} is not an instant: {value!r}")
     if isinstance(value, int | np.integer):
         return datetime.fromtimestamp(int(value) / 1e9, tz=UTC)
     if isinstance(value, str):
@@ -38,13 +40,13 @@ def to_datetime(value: TimeLike) -> datetime:
             parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
         except ValueError:
             raise InvalidInputError(
-                f"cannot read {value!r} as a date or time: use ISO 8601, e.g. 2024-01-31 or "
-                "2024-01-31T14:30:00+00:00"
+                f"{name} {value!r} is not a date: cannot read it as ISO 8601; use e.g. "
+                "2024-01-31 or 2024-01-31T14:30:00+00:00"
             ) from None
         if parsed.tzinfo is None:
             parsed = parsed.replace(tzinfo=UTC)
         return parsed.astimezone(UTC)
-    raise InvalidInputError(f"not an instant: {value!r} ({type(value).__name__})")
+    raise InvalidInputError(f"{name} is not an instant: {value!r} ({type(value).__name__})")
 
 
 def to_ns(value: TimeLike) -> int:

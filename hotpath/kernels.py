@@ -21,12 +21,16 @@ _FASTMATH = {"reassoc", "contract", "arcp", "nsz"}
 
 
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)
-def _price_volume_sums(price: np.ndarray, volume: np.ndarray) -> tuple[float, float, float, int]:
+def _range_sums(
+    price: np.ndarray, volume: np.ndarray, start: int, stop: int
+) -> tuple[float, float, float, int]:
+    """Sums of price, volume, price * volume and the row count over rows [start, stop)
+    where both are present."""
     sp = 0.0
     sv = 0.0
     spv = 0.0
     n = 0
-    for i in range(price.shape[0]):
+    for i in range(start, stop):
         p = price[i]
         v = volume[i]
         ok = (p == p) & (v == v)
@@ -38,21 +42,15 @@ def _price_volume_sums(price: np.ndarray, volume: np.ndarray) -> tuple[float, fl
 
 
 @njit(cache=True, nogil=True, fastmath=_FASTMATH)
+def _price_volume_sums(price: np.ndarray, volume: np.ndarray) -> tuple[float, float, float, int]:
+    return _range_sums(price, volume, 0, price.shape[0])
+
+
+@njit(cache=True, nogil=True, fastmath=_FASTMATH)
 def _grouped_sums(price: np.ndarray, volume: np.ndarray, bounds: np.ndarray) -> np.ndarray:
     out = np.zeros((bounds.shape[0] - 1, 4))
     for g in range(bounds.shape[0] - 1):
-        sp = 0.0
-        sv = 0.0
-        spv = 0.0
-        n = 0
-        for i in range(bounds[g], bounds[g + 1]):
-            p = price[i]
-            v = volume[i]
-            ok = (p == p) & (v == v)
-            sp += p if ok else 0.0
-            sv += v if ok else 0.0
-            spv += p * v if ok else 0.0
-            n += 1 if ok else 0
+        sp, sv, spv, n = _range_sums(price, volume, bounds[g], bounds[g + 1])
         out[g, 0] = sp
         out[g, 1] = sv
         out[g, 2] = spv

@@ -811,11 +811,11 @@ class Lake:
             for name in DATASETS:
                 for p in sorted((self.root / name).rglob(DATA_FILE)):
                     on_disk[self.rel(p)] = p
-            for rel, f in live.items():
+            for rel in live:
                 if rel not in on_disk:
                     prob = Problem("missing_file", rel, "recorded in the manifest, not on disk")
                     if repair:
-                        self._forget(f.path, f.dataset, f.source, f.symbol, f.timeframe, f)
+                        self._forget(rel)
                         prob.repaired = True
                     report.problems.append(prob)
             for rel, p in on_disk.items():
@@ -830,18 +830,7 @@ class Lake:
                         dest = self.root / "_corrupt" / f"{rel}.{datetime.now(UTC):%Y%m%dT%H%M%S}"
                         dest.parent.mkdir(parents=True, exist_ok=True)
                         os.replace(p, dest)
-                        ds, keys = _keys_from_rel(rel)
-                        if f is not None:
-                            self._forget(rel, ds, f.source, f.symbol, f.timeframe, f)
-                        else:
-                            self._forget(
-                                rel,
-                                ds,
-                                keys.get("source"),
-                                keys.get("symbol"),
-                                keys.get("timeframe"),
-                                None,
-                            )
+                        self._forget(rel)
                         prob.repaired = True
                     report.problems.append(prob)
                     continue
@@ -861,21 +850,15 @@ class Lake:
                 report.problems.append(prob)
         return report
 
-    def _forget(
-        self,
-        rel: str,
-        dataset: str,
-        source: str | None,
-        symbol: str | None,
-        timeframe: str | None,
-        f: object | None,
-    ) -> None:
-        """Retire a lost file and forget the coverage of its whole period, so the next
-        fetch asks the source for that period again."""
+    def _forget(self, rel: str) -> None:
+        """Retire a lost file and forget the coverage of its whole period (read from its
+        path), so the next fetch asks the source for that period again."""
         self.manifest.retire_file(rel)
+        dataset, keys = _keys_from_rel(rel)
+        source, symbol, timeframe = keys.get("source"), keys.get("symbol"), keys.get("timeframe")
         if dataset != "bars" or not (source and symbol and timeframe):
             return
-        period = _keys_from_rel(rel)[1].get("period", "all")
+        period = keys.get("period", "all")
         if period.isdigit():
             lo = to_us(datetime(int(period), 1, 1, tzinfo=UTC))
             hi = to_us(datetime(int(period) + 1, 1, 1, tzinfo=UTC))

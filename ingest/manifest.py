@@ -15,11 +15,11 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
-import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -220,10 +220,11 @@ class Manifest:
         else:
             c.execute("commit")
 
-    def query(self, sql: str, params: Iterable[object] = ()) -> list[sqlite3.Row]:
+    def query(self, sql: str, params: Iterable[object] = ()) -> list[dict[str, Any]]:
+        """Rows as dicts keyed by column name."""
         cur = self._conn.execute(sql, tuple(params))
         cols = [d[0] for d in cur.description or ()]
-        return [dict(zip(cols, row, strict=True)) for row in cur.fetchall()]  # type: ignore[misc]
+        return [dict(zip(cols, row, strict=True)) for row in cur.fetchall()]
 
     # -- symbols -------------------------------------------------------------------------
 
@@ -596,7 +597,3 @@ def _where(**kv: object) -> tuple[str, list[object]]:
     clauses = [f"{k} = ?" for k, v in kv.items() if v is not None]
     params = [v for v in kv.values() if v is not None]
     return ("where " + " and ".join(clauses)) if clauses else "", params
-
-
-def monotonic() -> float:
-    return time.perf_counter()

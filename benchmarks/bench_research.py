@@ -21,7 +21,7 @@ first run, and only the research marts themselves are rebuilt, K times; each mar
 is its best of the K runs (the machine is shared: compare variants by their best run).
 
 Minute (--minute N): N symbols of 1m bars; the pairs marts run through dbt on 1m bars
-(`pairs_timeframe: 1m`), and the feature computation (ingest/features.py, the code the
+(`pairs_timeframe: 1m`), and the feature computation (warehouse/features.py, the code the
 feature models run) is timed directly on the 1m bars_adjusted rows, since feature set
 `technical` v1 is declared on daily bars.
 
@@ -40,10 +40,10 @@ from pathlib import Path
 
 import duckdb
 
-from ingest.build import REPO, dbt_command, dbt_env
 from ingest.manager import DataManager
 from ingest.paths import DataPaths
 from ingest.sources.synthetic import SyntheticSource
+from warehouse.build import REPO, dbt_command, dbt_env
 
 # adjustment_factors: the on-run-end hook (bars_as_of macro) reads it
 SELECT = "+path:models/marts/pairs +path:models/marts/features +adjustment_factors"
@@ -176,8 +176,8 @@ def _compute_only(paths: DataPaths, timeframe: str, repeat: int) -> list[dict]:
     (no dbt, no reading or writing of tables): what the marts cost beyond DuckDB's I/O."""
     import numpy as np
 
-    from ingest import research_kernels as rk
-    from ingest.features import compute_features, feature_set
+    from warehouse import kernels as rk
+    from warehouse.features import compute_features, feature_set
 
     with duckdb.connect(str(paths.warehouse), read_only=True) as con:
         bars = con.sql(
@@ -233,7 +233,7 @@ def _compute_only(paths: DataPaths, timeframe: str, repeat: int) -> list[dict]:
 def bench_minute(root: Path, n_symbols: int, bars_per_symbol: int) -> list[dict]:
     import numpy as np
 
-    from ingest.features import compute_features, feature_set
+    from warehouse.features import compute_features, feature_set
 
     end = datetime(2024, 1, 1, tzinfo=UTC)
     sessions = bars_per_symbol / 390  # equity sessions of 390 minutes
@@ -287,7 +287,7 @@ def main() -> None:
     args = p.parse_args()
     t0 = time.perf_counter()
     try:  # compile (or load from numba's on-disk cache) the kernels outside the timed models
-        from ingest.research_kernels import warm_up
+        from warehouse.kernels import warm_up
     except ImportError:
         pass
     else:

@@ -188,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         cli = [
             sys.executable,
             "-m",
-            "ingest.cli",
+            "duckmarket",
             "--data-dir",
             str(data_dir),
             "serve",

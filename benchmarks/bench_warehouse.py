@@ -36,9 +36,10 @@ import pyarrow.parquet as pq
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from ingest.build import export_marts, run_build  # noqa: E402
 from ingest.paths import DataPaths  # noqa: E402
 from ingest.schema import BARS, CORPORATE_ACTIONS, SYMBOLS  # noqa: E402
+from warehouse.build import run_build  # noqa: E402
+from warehouse.marts import export_marts  # noqa: E402
 
 WAREHOUSE = (
     "path:models/staging path:models/intermediate path:models/marts/bars "

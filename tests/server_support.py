@@ -229,7 +229,7 @@ class RunningServer:
 def start_server(paths: DataPaths, keys_file: Path, **config: object) -> RunningServer:
     import uvicorn
 
-    from ingest.server import ServerConfig, create_app
+    from server import ServerConfig, create_app
 
     app = create_app(ServerConfig(paths=paths, keys_file=keys_file, **config))
     server = uvicorn.Server(

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from duckmarket.cli import main
 from ingest import manager as manager_module
-from ingest.cli import main
 from ingest.lake import Lake
 from ingest.sources.yfinance import YFinanceSource
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from ingest.calendars import write_calendars
 from ingest.paths import DataPaths
+from warehouse.calendars import write_calendars
 
 
 def test_xnys_sessions_are_written_in_utc_with_half_days(tmp_path: Path) -> None:

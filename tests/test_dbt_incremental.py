@@ -14,10 +14,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from ingest.build import run_build
 from ingest.paths import DataPaths
 from tests.dbt_lake import SmallLake
 from tests.test_dbt_warehouse import CAUTIOUS, WAREHOUSE
+from warehouse.build import run_build
 
 pytestmark = pytest.mark.slow
 

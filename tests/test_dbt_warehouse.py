@@ -16,15 +16,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ingest.build import WarehouseLockedError, lock_holder, run_build, summary
 from ingest.paths import DataPaths
-from ingest.pit import bars_as_of
 from tests.dbt_lake import (
     WORKED_CLOSES,
     SmallLake,
     add_worked_example,
     add_yfinance_symbol,
 )
+from warehouse.build import WarehouseLockedError, lock_holder, run_build
+from warehouse.marts import summary
+from warehouse.pit import bars_as_of
 
 pytestmark = pytest.mark.slow
 

@@ -15,11 +15,11 @@ import duckdb
 import numpy as np
 import pytest
 
-from ingest.build import run_build
 from ingest.manager import DataManager
 from ingest.manifest import Manifest
 from ingest.paths import DataPaths
 from ingest.sources.synthetic import SyntheticSource
+from warehouse.build import run_build
 
 START, END = datetime(2008, 1, 1, tzinfo=UTC), datetime(2013, 1, 1, tzinfo=UTC)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import sqlite3
 import struct
@@ -13,7 +12,7 @@ import numpy as np
 import pytest
 
 import hotpath
-from hotpath.cli import register_cli
+from duckmarket.cli import main
 from hotpath.synthetic import make_bars_mart
 from ingest.errors import InvalidInputError
 from ingest.paths import DataPaths
@@ -224,14 +223,12 @@ def test_records64_needs_price_columns(paths: DataPaths) -> None:
 
 
 def test_cli_export_command(paths: DataPaths, capsys: pytest.CaptureFixture[str]) -> None:
-    parser = argparse.ArgumentParser(prog="duckmarket")
-    register_cli(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(
-        ["export", "bars_adjusted", "--symbols", "AAPL", "--format", "records64", "--prices",
-         "split", "--start", "2015-01-06", "--end", "2015-01-07"]
+    rc = main(
+        ["--data-dir", str(paths.root), "export", "bars_adjusted", "--symbols", "AAPL",
+         "--format", "records64", "--prices", "split", "--start", "2015-01-06",
+         "--end", "2015-01-07"]
     )  # fmt: skip
-    args.paths = paths
-    assert args.func(args) == 0
+    assert rc == 0
     assert "exported 390 rows of 1 symbol(s)" in capsys.readouterr().out
     x = hotpath.open(paths.export / "bars_adjusted.records64")
     assert x.symbols == ["AAPL"] and len(x) == 390

@@ -1,4 +1,4 @@
-"""The compiled research kernels (ingest/research_kernels.py) against the numpy references.
+"""The compiled research kernels (warehouse/kernels.py) against the numpy references.
 
 Fast, no dbt: feature set `technical` v1 with the kernels vs the per-symbol numpy code
 (`compute_features(..., compiled=False)`), the Kalman kernel vs the scalar recursion, the
@@ -16,8 +16,8 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from ingest import research_kernels as rk
-from ingest.features import compute_features, feature_set
+from warehouse import kernels as rk
+from warehouse.features import compute_features, feature_set
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -72,7 +72,7 @@ def test_compiled_features_match_the_numpy_reference(shuffle):
 
 @pytest.mark.parametrize("threads", [2, 3, 20])
 def test_compiled_features_split_into_blocks_on_threads(monkeypatch, threads):
-    import ingest.features as features
+    import warehouse.features as features
 
     rng = np.random.default_rng(9)
     bars = _bars(rng, [300, 5, 120, 64, 1, 250, 90])

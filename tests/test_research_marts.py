@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ingest.features import FEATURE_SETS, feature_set
+from warehouse.features import FEATURE_SETS, feature_set
 
 pytestmark = pytest.mark.slow
 
@@ -45,10 +45,10 @@ MARTS = (
 
 
 def _build(root: Path, end: str) -> dict[str, pd.DataFrame]:
-    from ingest.build import run_build
     from ingest.manager import DataManager
     from ingest.paths import DataPaths
     from ingest.sources.synthetic import SyntheticSource
+    from warehouse.build import run_build
 
     paths = DataPaths(root).ensure()
     dm = DataManager(paths)

@@ -11,7 +11,7 @@ import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 import pytest
 
-from ingest.server_keys import KeyStore
+from server.keys import KeyStore
 from tests.server_support import MINUTE_BARS, build_data_root, start_server
 
 

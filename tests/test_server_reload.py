@@ -15,8 +15,8 @@ import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 import pytest
 
-from ingest.server_keys import KeyStore
-from ingest.server_marts import Snapshot
+from server.keys import KeyStore
+from server.snapshots import Snapshot
 from tests.server_support import bars_table, build_data_root, start_server, write_atomically
 
 
@@ -100,7 +100,7 @@ def _free_port() -> int:
 
 def test_duckmarket_serve_from_the_command_line(tmp_path):
     build_data_root(tmp_path)
-    cli = [sys.executable, "-m", "ingest.cli", "--data-dir", str(tmp_path), "serve"]
+    cli = [sys.executable, "-m", "duckmarket", "--data-dir", str(tmp_path), "serve"]
     made = subprocess.run([*cli, "--add-key", "ci"], capture_output=True, text=True, timeout=60)
     assert made.returncode == 0, made.stderr
     key = made.stdout.strip()

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from ingest.server_keys import KeyStore
+from server.keys import KeyStore
 from tests.server_support import build_data_root, start_server
 
 
@@ -218,7 +218,7 @@ def test_the_lockdown_is_in_place_inside_the_query(env):
 
 def test_a_long_query_is_stopped_by_the_timeout(tmp_path):
     paths = build_data_root(tmp_path)
-    from ingest.server_sql import SqlLimits
+    from server.sql import SqlLimits
 
     admin = KeyStore(tmp_path / "k.json").add("admin", trusted=True)
     srv = start_server(paths, tmp_path / "k.json", sql=SqlLimits(timeout_s=0.5))
@@ -257,8 +257,8 @@ def test_the_locked_connection_holds_even_without_the_statement_check(env):
     and attempts to undo the lockdown all fail."""
     import duckdb
 
-    from ingest.server_marts import Snapshot
-    from ingest.server_sql import SqlLimits, _locked_connection
+    from server.snapshots import Snapshot
+    from server.sql import SqlLimits, _locked_connection
 
     root = env["root"]
     with Snapshot(root / "marts") as snap:

@@ -69,6 +69,7 @@ from ..errors import InvalidInputError, SymbolNotFoundError, UnsupportedRequestE
 from ..schema import SOURCE_ACTIONS_SCHEMA, SOURCE_BARS_SCHEMA, TS_TYPE
 from ..timeframes import normalize_timeframe
 from .base import Capabilities, FetchResult, Source, TimeframeLimits
+from .randomness import normals, splitmix64, stable_key, uniform32_pair, uniform53
 
 __all__ = ["EPOCH_END", "EPOCH_START", "SyntheticSource"]
 
@@ -97,50 +98,6 @@ _S_D_HILO, _S_D_VOL, _S_D_GAP, _S_D_FAULT, _S_D_FAULT2 = 31, 32, 33, 34, 35
 
 _ACTIONS_SCHEMA = SOURCE_ACTIONS_SCHEMA
 _BARS_SCHEMA = SOURCE_BARS_SCHEMA
-
-
-# --- counter-based randomness -----------------------------------------------------------
-
-
-def _key(*parts: object) -> int:
-    """A stable 64-bit key for a tuple of values (Python's hash() is salted per process)."""
-    text = "|".join(str(p) for p in parts).encode()
-    return int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "little")
-
-
-def _hash(key: int, counter: np.ndarray, stream: int) -> np.ndarray:
-    """splitmix64 of (key, counter, stream): uint64 array shaped like ``counter``."""
-    c = np.asarray(counter, dtype=np.int64).view(np.uint64)
-    z = c * np.uint64(0x9E3779B97F4A7C15)
-    z ^= np.uint64((key ^ (stream * 0xD1B54A32D192ED03)) & 0xFFFFFFFFFFFFFFFF)
-    z += np.uint64(0x9E3779B97F4A7C15)
-    z ^= z >> np.uint64(30)
-    z *= np.uint64(0xBF58476D1CE4E5B9)
-    z ^= z >> np.uint64(27)
-    z *= np.uint64(0x94D049BB133111EB)
-    z ^= z >> np.uint64(31)
-    return z
-
-
-def _u53(h: np.ndarray) -> np.ndarray:
-    """Uniform in (0, 1] from the top 53 bits."""
-    return ((h >> np.uint64(11)).astype(np.float64) + 1.0) * (1.0 / 9007199254740992.0)
-
-
-def _u32_pair(h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Two uniforms in (0, 1] from the two 32-bit halves."""
-    scale = 1.0 / 4294967296.0
-    hi = ((h >> np.uint64(32)).astype(np.float64) + 1.0) * scale
-    lo = ((h & np.uint64(0xFFFFFFFF)).astype(np.float64) + 1.0) * scale
-    return hi, lo
-
-
-def _normals(key: int, counter: np.ndarray, stream: int) -> tuple[np.ndarray, np.ndarray]:
-    """Two independent standard normals per counter (Box-Muller on two 32-bit uniforms)."""
-    u1, u2 = _u32_pair(_hash(key, counter, stream))
-    r = np.sqrt(-2.0 * np.log(u1))
-    theta = (2.0 * np.pi) * u2
-    return r * np.cos(theta), r * np.sin(theta)
 
 
 def _ar1(phi: float, eps: np.ndarray) -> np.ndarray:
@@ -505,7 +462,7 @@ class SyntheticSource(Source):
     def _family_common(self, fam: int, n: int) -> _Common:
         common = self._commons.get(fam)
         if common is None:
-            rng = np.random.default_rng([self._seed_key, _key("family", fam)])
+            rng = np.random.default_rng([self._seed_key, stable_key("family", fam)])
             common = _common_trend(
                 rng,
                 n,
@@ -519,9 +476,9 @@ class SyntheticSource(Source):
     def _build_equity(self, symbol: str, index: int) -> _Latent:
         grid = _xnys_grid()
         n = len(grid.day)
-        sym_key = _key(self._seed_key, symbol)
+        sym_key = stable_key(self._seed_key, symbol)
         fam = self._family_of(index)
-        fam_key = _key(self._seed_key, "family", fam)
+        fam_key = stable_key(self._seed_key, "family", fam)
         common = self._family_common(fam, n)
         rng = np.random.default_rng([self._seed_key, sym_key])
         p0 = float(np.exp(rng.uniform(np.log(12.0), np.log(400.0))))
@@ -533,7 +490,7 @@ class SyntheticSource(Source):
         log_full = np.log(p0) + beta * common.log_c + u  # index 0 = before the epoch
         sigma_d = float(np.hypot(beta * common.sigma_d, sigma_u))
         log_e = log_full[1:]
-        gap = 0.3 * sigma_d * _normals(sym_key, grid.day, _S_D_GAP)[0]
+        gap = 0.3 * sigma_d * normals(sym_key, grid.day, _S_D_GAP)[0]
         log_open_e = log_full[:-1] + gap
         dollar_vol_min = float(np.exp(rng.uniform(np.log(5e6), np.log(5e8)))) / 390.0
 
@@ -597,7 +554,7 @@ class SyntheticSource(Source):
         open_ = np.exp(log_open_e) * dfac / split
 
         # daily bad prints, never on the session before an ex-date
-        u_bad = _u53(_hash(sym_key, grid.day, _S_D_FAULT))
+        u_bad = uniform53(splitmix64(sym_key, grid.day, _S_D_FAULT))
         bad = u_bad < _P_BAD_1D
         for a in actions:
             bad[a.session - 1] = False
@@ -623,7 +580,7 @@ class SyntheticSource(Source):
     def _build_crypto(self, symbol: str) -> _Latent:
         grid = _daily_grid()
         n = len(grid.day)
-        sym_key = _key(self._seed_key, symbol)
+        sym_key = stable_key(self._seed_key, symbol)
         rng = np.random.default_rng([self._seed_key, sym_key])
         p0 = float(np.exp(rng.uniform(np.log(12.0), np.log(400.0))))
         common = _common_trend(
@@ -638,7 +595,7 @@ class SyntheticSource(Source):
         log_open_e = log_full[:-1]  # trades around the clock: no overnight gap
         ones = np.ones(n)
         exp_e = np.exp(log_e)
-        bad = _u53(_hash(sym_key, grid.day, _S_D_FAULT)) < _P_BAD_1D
+        bad = uniform53(splitmix64(sym_key, grid.day, _S_D_FAULT)) < _P_BAD_1D
         return _Latent(
             symbol=symbol,
             crypto=True,
@@ -672,11 +629,11 @@ class SyntheticSource(Source):
         day = lat.grid.day[k0:k1]
         o = lat.open[k0:k1]
         c = lat.close[k0:k1].copy()
-        u_hi, u_lo = _u32_pair(_hash(lat.sym_key, day, _S_D_HILO))
+        u_hi, u_lo = uniform32_pair(splitmix64(lat.sym_key, day, _S_D_HILO))
         spread = 0.4 * lat.sigma_d
         h = np.maximum(o, c) * np.exp(-spread * np.log(u_hi))
         lo = np.minimum(o, c) * np.exp(spread * np.log(u_lo))
-        z_vol = _normals(lat.sym_key, day, _S_D_VOL)[0]
+        z_vol = normals(lat.sym_key, day, _S_D_VOL)[0]
         vol = lat.dollar_vol_min * lat.grid.nmin[k0:k1] / c * np.exp(0.4 * z_vol - 0.08)
         if not lat.crypto:
             vol = np.maximum(np.round(vol), 1.0)
@@ -718,7 +675,7 @@ class SyntheticSource(Source):
     @staticmethod
     def _minute_faults(lat: _Latent, m: _MinuteGrid) -> tuple[np.ndarray, np.ndarray]:
         """(missing, bad print) masks; the last minute of a session is never faulty."""
-        u_fault = _u53(_hash(lat.sym_key, m.counter, _S_FAULT))
+        u_fault = uniform53(splitmix64(lat.sym_key, m.counter, _S_FAULT))
         eligible = m.valid & (m.col[None, :] < (m.nmin - 1)[:, None])
         missing = eligible & (u_fault <= _P_MISSING_1M)
         bad = eligible & (u_fault > _P_MISSING_1M) & (u_fault <= _P_MISSING_1M + _P_BAD_1M)
@@ -735,9 +692,9 @@ class SyntheticSource(Source):
             }
         k0, k1, nmin, col = m.k0, m.k1, m.nmin, m.col
         rows = np.arange(k1 - k0)
-        z, z_vol = _normals(lat.sym_key, m.counter, _S_Z)
+        z, z_vol = normals(lat.sym_key, m.counter, _S_Z)
         if lat.fam_key is not None:
-            z_fam = _normals(lat.fam_key, m.counter, _S_FZ)[0]
+            z_fam = normals(lat.fam_key, m.counter, _S_FZ)[0]
             z = np.sqrt(_FAMILY_RHO) * z_fam + np.sqrt(1.0 - _FAMILY_RHO) * z
         z[~m.valid] = 0.0
         w = np.cumsum(z, axis=1)
@@ -758,7 +715,7 @@ class SyntheticSource(Source):
         open_ = np.empty_like(close)
         open_[:, 0] = lat.open[k0:k1]
         open_[:, 1:] = close[:, :-1]
-        u_hi, u_lo = _u32_pair(_hash(lat.sym_key, m.counter, _S_HILO))
+        u_hi, u_lo = uniform32_pair(splitmix64(lat.sym_key, m.counter, _S_HILO))
         spread = 0.3 * lat.sigma_min
         high = np.maximum(open_, close) * np.exp(-spread * np.log(u_hi))
         low = np.minimum(open_, close) * np.exp(spread * np.log(u_lo))
@@ -819,8 +776,8 @@ def _apply_bad_prints(
     bar in three where it is left slightly on the wrong side of the close, as a vendor's
     bad print would.
     """
-    h = _hash(key, counter, stream)
-    u_f, u_v = _u32_pair(h)
+    h = splitmix64(key, counter, stream)
+    u_f, u_v = uniform32_pair(h)
     up = (h & np.uint64(1)) == 0
     factor = 1.5 + 1.5 * u_f
     violate = u_v < 1.0 / 3.0

@@ -13,14 +13,14 @@ import numpy as np
 import pyarrow as pa
 
 from ..schema import TS_TYPE
-from .synthetic import _hash, _u53
+from .randomness import splitmix64, uniform53
 
 MIN_TRADES, MAX_TRADES = 4, 8
 
 
 def _uniform(key: int, minute_us: np.ndarray, slot: np.ndarray, stream: int) -> np.ndarray:
     """Uniform in (0, 1] from (key, minute, slot within the minute, stream)."""
-    return _u53(_hash(key, minute_us * 16 + slot, stream))
+    return uniform53(splitmix64(key, minute_us * 16 + slot, stream))
 
 
 def ticks_from_bars(bars: pa.Table, key: int, venue: str = "SYNX") -> pa.Table:

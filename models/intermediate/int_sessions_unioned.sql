@@ -1,5 +1,5 @@
 {#- Every session of every calendar the build knows: exchange sessions written by
-    ingest/calendars.py, plus the 24/7 calendar (one session per UTC day) generated here. -#}
+    warehouse/calendars.py, plus the 24/7 calendar (one session per UTC day) generated here. -#}
 with
 
 exchange_sessions as (

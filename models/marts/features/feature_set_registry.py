@@ -1,8 +1,8 @@
-"""Every feature set declared in ingest/features.py, its definition and its lineage."""
+"""Every feature set declared in warehouse/features.py, its definition and its lineage."""
 
 import pyarrow as pa
 
-from ingest.features import FEATURE_SETS
+from warehouse.features import FEATURE_SETS
 
 
 def model(dbt, session):

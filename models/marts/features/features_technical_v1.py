@@ -1,7 +1,7 @@
-"""Feature set `technical` version 1, declared in ingest/features.py (point in time)."""
+"""Feature set `technical` version 1, declared in warehouse/features.py (point in time)."""
 
-from ingest.features import compute_features, feature_set
-from ingest.research_kernels import row_groups
+from warehouse.features import compute_features, feature_set
+from warehouse.kernels import row_groups
 
 
 def model(dbt, session):

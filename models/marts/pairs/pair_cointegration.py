@@ -13,7 +13,7 @@ mackinnon_critical_values); is_cointegrated: p_value < coint_significance. The w
 residuals (the spread with the window's hedge) are also fitted as an AR(1),
 s[t] = c + phi s[t-1] + u[t], for the Ornstein-Uhlenbeck mart.
 
-The model runs every test in compiled code (ingest/research_kernels.py,
+The model runs every test in compiled code (warehouse/kernels.py,
 ``engle_granger_batch``, on up to two threads); ``engle_granger`` and ``ar1`` below are the
 numpy reference it is tested against (tests/test_research_kernels.py), equal to rounding
 (about 1e-12).
@@ -27,7 +27,7 @@ import pyarrow as pa
 from numpy.lib.stride_tricks import sliding_window_view
 from scipy.special import ndtr
 
-from ingest.research_kernels import engle_granger_parallel, row_groups, sort_by_key_and_time
+from warehouse.kernels import engle_granger_parallel, row_groups, sort_by_key_and_time
 
 
 def adf_lags(rule: str, n: int) -> int:

@@ -11,7 +11,7 @@ standard deviation sqrt(Q) and kalman_zscore their ratio. Point in time by const
 import numpy as np
 import pyarrow as pa
 
-from ingest.research_kernels import kalman_filter, row_groups, sort_by_key_and_time
+from warehouse.kernels import kalman_filter, row_groups, sort_by_key_and_time
 
 
 def model(dbt, session):

@@ -17,7 +17,7 @@ import pyarrow.csv as pacsv
 import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
 
-from .errors import InvalidInputError
+from ingest.errors import InvalidInputError
 
 __all__ = ["FORMATS", "MEDIA_TYPES", "NotAcceptableError", "encode", "negotiate"]
 

@@ -1,16 +1,12 @@
 """Build the warehouse: calendars -> manifest mirror -> ``dbt build`` (a subprocess) ->
-Parquet marts for Python readers.
+published Parquet marts (:mod:`warehouse.marts`).
 
 dbt runs in its own process because an in-process run keeps DuckDB's file lock (DESIGN
 §7). The run is recorded in the manifest's build_runs with the live data files it read.
-After a successful build every mart whose model has ``meta: {export: true}`` is copied to
-``<data>/marts/<name>.parquet``: written to a temporary file, then renamed over the old
-one, so a reader never sees a half-written mart.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
@@ -18,7 +14,6 @@ import re
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,14 +21,15 @@ from typing import Any
 
 import duckdb
 
-from .errors import DuckmarketError
-from .paths import ENV_VAR, DataPaths
+from ingest.errors import DuckmarketError
+from ingest.paths import ENV_VAR, DataPaths
+
+from .marts import export_marts
 
 log = logging.getLogger(__name__)
 
 #: the dbt project (dbt_project.yml, profiles.yml) lives at the repository root
 REPO = Path(__file__).resolve().parents[1]
-ROW_GROUP_SIZE = 122_880
 #: dbt's console entry point, run with this interpreter (the venv's dbt)
 _DBT_MAIN = "import sys; from dbt.cli.main import cli; sys.argv[0] = 'dbt'; sys.exit(cli())"
 _LOCK_RE = re.compile(r"Conflicting lock is held in (?P<exe>.+?) \(PID (?P<pid>\d+)\)")
@@ -140,7 +136,7 @@ def _manifest(paths: DataPaths) -> Any | None:
     if not paths.manifest.exists():
         return None
     try:
-        from .manifest import Manifest
+        from ingest.manifest import Manifest
 
         return Manifest(paths.manifest)
     except Exception as exc:  # a build without a manifest still builds
@@ -243,148 +239,3 @@ def _run_results(paths: DataPaths) -> list[dict[str, Any]]:
         return list(json.loads(path.read_text())["results"])
     except (OSError, ValueError, KeyError):
         return []
-
-
-def exported_models(paths: DataPaths) -> dict[str, list[str]]:
-    """{model name: export order columns} for models with ``meta.export`` true."""
-    path = paths.root / ".dbt" / "target" / "manifest.json"
-    nodes = json.loads(path.read_text())["nodes"]
-    out: dict[str, list[str]] = {}
-    for node in nodes.values():
-        if node.get("resource_type") != "model":
-            continue
-        meta = {**node.get("meta", {}), **node.get("config", {}).get("meta", {})}
-        if meta.get("export"):
-            out[node["name"]] = list(meta.get("export_order_by") or [])
-    return out
-
-
-def export_marts(
-    paths: DataPaths, *, only_run: bool = False, results: list[dict[str, Any]] | None = None
-) -> dict[str, Path]:
-    """Copy exported marts to ``<data>/marts/<name>.parquet`` atomically; returns the paths."""
-    models = exported_models(paths)
-    if only_run and results is not None:
-        ran = {
-            r["unique_id"].rsplit(".", 1)[-1]
-            for r in results
-            if r.get("status") == "success" and r["unique_id"].startswith("model.")
-        }
-        models = {k: v for k, v in models.items() if k in ran}
-    paths.marts.mkdir(parents=True, exist_ok=True)
-    done: dict[str, Path] = {}
-    con = duckdb.connect(str(paths.warehouse), read_only=True)
-    try:
-        con.execute("set TimeZone = 'UTC'")
-        existing = {
-            r[0]
-            for r in con.execute(
-                "select table_name from information_schema.tables where table_schema = 'main'"
-            ).fetchall()
-        }
-        for name, order in sorted(models.items()):
-            if name not in existing:
-                continue
-            columns = {
-                r[0]
-                for r in con.execute(
-                    "select column_name from information_schema.columns "
-                    "where table_schema = 'main' and table_name = ?",
-                    [name],
-                ).fetchall()
-            }
-            order = [c for c in order if c in columns]
-            target = paths.marts / f"{name}.parquet"
-            tmp = paths.marts / f".{name}.parquet.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-            order_sql = f" order by {', '.join(_q(c) for c in order)}" if order else ""
-            try:
-                con.execute(
-                    f"copy (select * from main.{_q(name)}{order_sql}) to '{tmp}' "
-                    f"(format parquet, compression zstd, row_group_size {ROW_GROUP_SIZE})"
-                )
-                os.replace(tmp, target)
-            finally:
-                tmp.unlink(missing_ok=True)
-            done[name] = target
-    finally:
-        con.close()
-    return done
-
-
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def summary(paths: DataPaths) -> dict[str, Any]:
-    """What the warehouse holds, from the Parquet marts (never opens the DuckDB file)."""
-    marts = {p.stem: p for p in sorted(paths.marts.glob("*.parquet"))}
-    out: dict[str, Any] = {"marts": str(paths.marts)}
-    con = duckdb.connect()
-    try:
-        con.execute("set TimeZone = 'UTC'")
-        if "bars_adjusted" in marts:
-            rows = con.execute(
-                "select timeframe, count(*), count(distinct symbol), sum(is_suspect::int) "
-                "from read_parquet(?) group by all order by all",
-                [str(marts["bars_adjusted"])],
-            ).fetchall()
-            out["symbols"] = con.execute(
-                "select count(distinct symbol) from read_parquet(?)", [str(marts["bars_adjusted"])]
-            ).fetchone()[0]
-            out["bars"] = {tf: n for tf, n, _, _ in rows}
-            out["flagged bars"] = sum(int(s or 0) for *_, s in rows)
-        if "bars_resampled" in marts:
-            out["resampled bars"] = dict(
-                con.execute(
-                    "select timeframe, count(*) from read_parquet(?) group by all order by all",
-                    [str(marts["bars_resampled"])],
-                ).fetchall()
-            )
-        if "coverage_summary" in marts:
-            row = con.execute(
-                "select count(*), round(avg(completeness), 4), sum(gap_count), "
-                "sum(fetchable_gaps), sum(beyond_reach_gaps), sum(vendor_empty_gaps) "
-                "from read_parquet(?)",
-                [str(marts["coverage_summary"])],
-            ).fetchone()
-            out["coverage"] = {
-                "series": row[0],
-                "mean completeness": row[1],
-                "gaps": int(row[2] or 0),
-                "fetchable": int(row[3] or 0),
-                "beyond reach": int(row[4] or 0),
-                "vendor returned nothing": int(row[5] or 0),
-            }
-        if "quality_quarantine" in marts:
-            out["quarantined rows"] = dict(
-                con.execute(
-                    "select reason, count(*) from read_parquet(?) group by all order by 2 desc",
-                    [str(marts["quality_quarantine"])],
-                ).fetchall()
-            )
-    finally:
-        con.close()
-    out["mart files"] = [p.name for p in marts.values()]
-    return out
-
-
-# --- CLI --------------------------------------------------------------------------------
-
-
-def _cmd_build(args: argparse.Namespace) -> int:
-    result = run_build(
-        args.paths, select=args.select, full_refresh=args.full_refresh, quiet=args.quiet
-    )
-    if not result.ok:
-        print(f"error: {result.error}", file=sys.stderr)
-        return 1
-    print(f"built in {result.duration_s:.1f}s; {len(result.exported)} marts in {args.paths.marts}")
-    return 0
-
-
-def register_cli(subparsers: Any) -> None:
-    p = subparsers.add_parser("build", help="build the warehouse with dbt and export the marts")
-    p.add_argument("--select", "-s", help="dbt node selection, e.g. 'bars_adjusted+'")
-    p.add_argument("--full-refresh", action="store_true", help="rebuild incremental marts")
-    p.add_argument("--quiet", "-q", action="store_true", help="do not echo dbt's output")
-    p.set_defaults(func=_cmd_build)

@@ -3,7 +3,7 @@
 Every kernel works on many series at once: a series is the rows ``starts[s]:ends[s]`` of the
 input arrays (one symbol or one pair, sorted by time), so one call covers a whole mart
 without a Python loop per series. The arithmetic follows the numpy reference
-implementations it replaces (ingest/features.py, the pairs models) operation by operation:
+implementations it replaces (warehouse/features.py, the pairs models) operation by operation:
 the feature kernels even sum windows in numpy's pairwise order, and give the reference's
 values to the bit on the benchmark universe (500 symbols x 20 years); the Kalman kernel is
 the model's former Python loop, bit for bit; the Engle-Granger kernel adds in another order
@@ -14,7 +14,7 @@ undefined (callers turn non-finite values into nulls).
 Kernels are cached on disk (``cache=True``) and release the GIL (``nogil=True``): callers
 run them on threads (features by blocks of symbols, Engle-Granger by blocks of tests).
 
-Used by features_technical_v1 (through ingest/features.py), pair_kalman and
+Used by features_technical_v1 (through warehouse/features.py), pair_kalman and
 pair_cointegration. ``rolling_ols`` / ``rolling_zscore`` reproduce pair_spreads' SQL windows
 (to about 1e-12) for a compiled pair_spreads; that mart stays SQL for now (its dbt unit
 test needs a SQL model).
@@ -384,7 +384,7 @@ def direction(c, starts, ends):  # pragma: no cover - compiled
 
 @njit(**_JIT)
 def macd(c, starts, ends, fast, slow, sig):  # pragma: no cover - compiled
-    """(macd, signal, hist) rows, masked as in ingest/features.py (unscaled)."""
+    """(macd, signal, hist) rows, masked as in warehouse/features.py (unscaled)."""
     n = len(c)
     e_fast = ema(c, starts, ends, fast, -1)
     e_slow = ema(c, starts, ends, slow, -1)

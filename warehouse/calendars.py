@@ -19,7 +19,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .paths import DataPaths
+from ingest.paths import DataPaths
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from datetime import date, datetime
 import duckdb
 import pyarrow as pa
 
-from .paths import DataPaths
+from ingest.paths import DataPaths
 
 _SQL = """
 select

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from .errors import InvalidInputError
+from ingest.errors import InvalidInputError
 
 __all__ = ["KEY_HEADER", "ApiKey", "KeyStore", "default_keys_file"]
 

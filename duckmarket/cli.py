@@ -1,25 +1,27 @@
-"""The ``duckmarket`` command: parses arguments and calls the library, nothing more."""
+"""The ``duckmarket`` command: parses arguments, calls the layers' libraries, prints.
+
+It sits above every layer (ingest, warehouse, hotpath, server) and may import any of
+them; none of them imports it. Layers are imported inside the handlers, so ``--help``
+stays fast and a command loads only what it uses.
+"""
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 from collections.abc import Sequence
 from datetime import datetime
+from pathlib import Path
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from .errors import DuckmarketError, InvalidInputError
-from .paths import ENV_VAR, DataPaths
+from ingest.errors import DuckmarketError, InvalidInputError
+from ingest.paths import ENV_VAR, DataPaths
 
 out = Console(width=None if sys.stdout.isatty() else 120)
 err = Console(stderr=True, width=None if sys.stderr.isatty() else 120)
-
-#: modules that add their own subcommands with ``register_cli(subparsers)``
-PLUGIN_MODULES = ("ingest.build", "hotpath.cli", "ingest.server")
 
 
 def _fmt_bytes(n: float) -> str:
@@ -39,7 +41,7 @@ def _fmt_ts(ts: datetime | None) -> str:
 
 
 def _manager(args: argparse.Namespace):  # -> DataManager, imported lazily for a fast --help
-    from .manager import DataManager
+    from ingest.manager import DataManager
 
     return DataManager(args.paths)
 
@@ -58,11 +60,11 @@ def _progress() -> Progress:
 
 
 def _run_ingest(args: argparse.Namespace, source: str, symbols: list[str], **opts: object) -> int:
-    from .manager import DataManager
+    from ingest.manager import DataManager
 
     dm = DataManager(args.paths)
     if opts:
-        from .sources import make
+        from ingest.sources import make
 
         dm.add_source(make(source, **opts))
     with _progress() as bar:
@@ -100,7 +102,7 @@ def _run_ingest(args: argparse.Namespace, source: str, symbols: list[str], **opt
 
 
 def cmd_ingest_synthetic(args: argparse.Namespace) -> int:
-    from .sources.synthetic import SyntheticSource
+    from ingest.sources.synthetic import SyntheticSource
 
     symbols = args.symbol or SyntheticSource(seed=args.seed, n_symbols=args.symbols).list_symbols()
     return _run_ingest(
@@ -113,7 +115,7 @@ def cmd_ingest_yfinance(args: argparse.Namespace) -> int:
 
 
 def cmd_ingest_csv(args: argparse.Namespace) -> int:
-    from .manager import DataManager
+    from ingest.manager import DataManager
 
     mapping = {}
     for item in args.map or []:
@@ -210,8 +212,8 @@ def cmd_clear(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Synthetic universe -> lake -> warehouse, offline; then status and verify."""
-    from .manager import DataManager
-    from .sources.synthetic import SyntheticSource
+    from ingest.manager import DataManager
+    from ingest.sources.synthetic import SyntheticSource
 
     dm = DataManager(args.paths)
     src = SyntheticSource(seed=42, n_symbols=args.symbols)
@@ -232,10 +234,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     cmd_status(args)
     if cmd_verify(argparse.Namespace(**{**vars(args), "no_repair": False})):
         return 1
-    from . import build
+    from warehouse import run_build, summary
 
     out.print("[bold]2. build[/bold] the warehouse: dbt build as a subprocess, then Parquet marts")
-    result = build.run_build(args.paths, quiet=True)
+    result = run_build(args.paths, quiet=True)
     kinds: dict[str, int] = {}
     for r in result.results:
         kind = r["unique_id"].split(".", 1)[0]
@@ -247,13 +249,185 @@ def cmd_demo(args: argparse.Namespace) -> int:
         return 1
     out.print(f"dbt build: {done}, all passed in {result.duration_s:.0f} s")
     out.print("[bold]3. summary[/bold]")
-    for k, v in build.summary(args.paths).items():
+    for k, v in summary(args.paths).items():
         out.print(f"  {k}: {v}", highlight=False)
     out.print(
         "\nnext: `duckdb data/warehouse.duckdb` for SQL (see analyses/), "
         "`duckmarket export bars_adjusted` for the hot path, `duckmarket serve` for the API"
     )
     return 0
+
+
+# --- warehouse --------------------------------------------------------------------------
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from warehouse import run_build
+
+    result = run_build(
+        args.paths, select=args.select, full_refresh=args.full_refresh, quiet=args.quiet
+    )
+    if not result.ok:
+        print(f"error: {result.error}", file=sys.stderr)
+        return 1
+    print(f"built in {result.duration_s:.1f}s; {len(result.exported)} marts in {args.paths.marts}")
+    return 0
+
+
+def add_build_command(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("build", help="build the warehouse with dbt and export the marts")
+    p.add_argument("--select", "-s", help="dbt node selection, e.g. 'bars_adjusted+'")
+    p.add_argument("--full-refresh", action="store_true", help="rebuild incremental marts")
+    p.add_argument("--quiet", "-q", action="store_true", help="do not echo dbt's output")
+    p.set_defaults(func=cmd_build)
+
+
+# --- hot path ---------------------------------------------------------------------------
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from hotpath import export
+
+    result = export(
+        args.mart,
+        sql=args.sql,
+        out=args.out,
+        format=args.format,
+        symbols=args.symbols,
+        start=args.start,
+        end=args.end,
+        columns=args.columns,
+        prices=args.prices,
+        data_dir=args.paths,
+        checksum=not args.no_checksum,
+    )
+    print(
+        f"exported {result.rows:,} rows of {len(result.symbols)} symbol(s) to {result.path} "
+        f"({result.format}, {result.bytes / 1e6:,.1f} MB) in {result.seconds:.2f} s"
+    )
+    if result.missing_symbols:
+        print(f"no rows for: {' '.join(result.missing_symbols)}")
+    return 0
+
+
+def add_export_command(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    from hotpath import FORMATS, PRICE_BASES
+
+    p = sub.add_parser(
+        "export",
+        help="export a mart or a SQL query to a memory-mappable file",
+        description=(
+            "Export a mart (data/marts/<mart>.parquet) or any SQL query yielding symbol and ts "
+            "columns to one uncompressed Arrow IPC file sorted by (symbol, ts) with a symbol "
+            "index, or to the 64-byte records64 layout. Marts are views in --sql. The file is "
+            "written beside its target, renamed into place and recorded in the manifest."
+        ),
+    )
+    p.add_argument("mart", nargs="?", help="mart name, e.g. bars_adjusted")
+    p.add_argument("--sql", help="a query instead of a mart, e.g. 'select * from bars_adjusted'")
+    p.add_argument("--symbols", nargs="+", metavar="SYMBOL", help="only these symbols")
+    p.add_argument("--start", help="first instant, inclusive (ISO 8601; UTC unless stated)")
+    p.add_argument("--end", help="last instant, exclusive (ISO 8601; UTC unless stated)")
+    p.add_argument("--format", choices=list(FORMATS), default="arrow", help="default: arrow")
+    p.add_argument("--columns", nargs="+", metavar="COLUMN", help="arrow: only these columns")
+    p.add_argument(
+        "--prices",
+        choices=list(PRICE_BASES),
+        help="records64 price basis: raw, split-adjusted or total-return (default: total)",
+    )
+    p.add_argument("--out", help="output file or directory (default: data/export/<mart>.<format>)")
+    p.add_argument(
+        "--no-checksum", action="store_true", help="skip the SHA-256 recorded in the manifest"
+    )
+    p.set_defaults(func=cmd_export)
+
+
+# --- data server ------------------------------------------------------------------------
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from server import KeyStore, SqlLimits, default_keys_file, is_loopback, serve
+
+    keys_file = Path(args.keys_file) if args.keys_file else default_keys_file(args.paths.root)
+    store = KeyStore(keys_file)
+    if args.add_key:
+        key = store.add(args.add_key, trusted=args.trusted)
+        kind = "trusted (may run SQL)" if args.trusted else "read-only"
+        print(f"created {kind} key {args.add_key!r} in {keys_file}", file=sys.stderr)
+        print("it is shown once; send it as the X-API-Key header:", file=sys.stderr)
+        print(key)
+        return 0
+    if args.revoke_key:
+        if not store.revoke(args.revoke_key):
+            raise InvalidInputError(f"no key named {args.revoke_key!r} in {keys_file}")
+        print(f"revoked key {args.revoke_key!r}", file=sys.stderr)
+        return 0
+    if args.list_keys:
+        for k in store.list():
+            print(f"{k.name}\t{'trusted' if k.trusted else 'read-only'}\t{k.created_at}\t{k.id}")
+        return 0
+    if args.trusted:
+        raise InvalidInputError("--trusted goes with --add-key NAME")
+    if not (1 <= args.port <= 65535):
+        raise InvalidInputError(f"--port {args.port}: use 1-65535")
+    if not store.list():
+        print(
+            f"warning: no API keys in {keys_file}; every request will be refused. "
+            "Create one with `duckmarket serve --add-key NAME`",
+            file=sys.stderr,
+        )
+    if not is_loopback(args.host):
+        print(
+            f"warning: serving on {args.host}, reachable from other machines; API keys travel "
+            "in clear text unless --ssl-certfile/--ssl-keyfile are given",
+            file=sys.stderr,
+        )
+    from server import ServerConfig
+
+    config = ServerConfig(
+        paths=args.paths,
+        keys_file=keys_file,
+        sql=SqlLimits(timeout_s=args.sql_timeout, max_rows=args.sql_max_rows),
+    )
+    serve(
+        config,
+        args.host,
+        args.port,
+        log_level=args.log_level,
+        ssl_certfile=args.ssl_certfile,
+        ssl_keyfile=args.ssl_keyfile,
+    )
+    return 0
+
+
+def add_serve_command(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser(
+        "serve",
+        help="serve the marts over HTTP (REST + Arrow), read-only",
+        description=(
+            "Serve the Parquet marts read-only over HTTP on 127.0.0.1 (OpenAPI at /docs). "
+            "Requests need an API key: create one with --add-key NAME."
+        ),
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    p.add_argument(
+        "--keys-file",
+        metavar="PATH",
+        help="API keys file (default <data>/server/api_keys.json)",
+    )
+    p.add_argument("--add-key", metavar="NAME", help="create a key, print it once, and exit")
+    p.add_argument("--trusted", action="store_true", help="with --add-key: may use POST /v1/sql")
+    p.add_argument("--revoke-key", metavar="NAME", help="delete a key and exit")
+    p.add_argument("--list-keys", action="store_true", help="list key names and exit")
+    p.add_argument("--sql-timeout", type=float, default=10.0, metavar="S", help="default 10")
+    p.add_argument("--sql-max-rows", type=int, default=100_000, metavar="N", help="default 100000")
+    p.add_argument("--ssl-certfile", metavar="PATH")
+    p.add_argument("--ssl-keyfile", metavar="PATH")
+    p.add_argument(
+        "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
+    )
+    p.set_defaults(func=cmd_serve)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -317,16 +491,9 @@ def build_parser() -> argparse.ArgumentParser:
     de.add_argument("--symbols", type=int, default=12, metavar="N")
     de.set_defaults(func=cmd_demo)
 
-    for mod in PLUGIN_MODULES:
-        try:
-            module = importlib.import_module(mod)
-        except ModuleNotFoundError as exc:
-            if exc.name in (mod, mod.rsplit(".", 1)[0]) or (exc.name or "").startswith(mod):
-                continue
-            raise
-        register = getattr(module, "register_cli", None)
-        if register is not None:
-            register(sub)
+    add_build_command(sub)
+    add_export_command(sub)
+    add_serve_command(sub)
     return p
 
 

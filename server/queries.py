@@ -21,10 +21,11 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .errors import InvalidInputError
-from .schema import validate_symbol
-from .server_marts import MartNotFoundError, Snapshot
-from .timeframes import normalize_timeframe
+from ingest.errors import InvalidInputError
+from ingest.schema import validate_symbol
+from ingest.timeframes import normalize_timeframe
+
+from .snapshots import MartNotFoundError, Snapshot
 
 __all__ = [
     "Adjustment",

@@ -22,9 +22,10 @@ from dataclasses import dataclass
 import duckdb
 import pyarrow as pa
 
-from .errors import InvalidInputError
-from .server_marts import Snapshot, list_marts
-from .server_queries import ident
+from ingest.errors import InvalidInputError
+
+from .queries import ident
+from .snapshots import Snapshot, list_marts
 
 __all__ = ["SqlLimits", "SqlResult", "SqlTimeoutError", "run_sql"]
 

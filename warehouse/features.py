@@ -17,7 +17,7 @@ Point in time
     columns that look forward; they are named ``label_*`` and shifted explicitly.
 
 Computation
-    :func:`compute_features` runs compiled kernels (ingest/research_kernels.py, numba) over
+    :func:`compute_features` runs compiled kernels (warehouse/kernels.py, numba) over
     every symbol at once; ``compiled=False`` runs the per-symbol numpy reference
     (:func:`_one_symbol`). The kernels repeat the reference's floating-point operations in
     the same order (window sums in numpy's pairwise order), so the two agree to the bit on
@@ -168,7 +168,7 @@ def feature_set(name: str, version: int) -> FeatureSet:
     key = f"features_{name}_v{version}"
     if key not in FEATURE_SETS:
         known = ", ".join(sorted(FEATURE_SETS))
-        raise KeyError(f"no feature set {key!r} is declared in ingest/features.py ({known})")
+        raise KeyError(f"no feature set {key!r} is declared in warehouse/features.py ({known})")
     return FEATURE_SETS[key]
 
 
@@ -322,9 +322,9 @@ def _kernel_columns(
     starts: np.ndarray,
     ends: np.ndarray,
 ) -> dict[str, np.ndarray]:
-    """Every symbol's features at once with the compiled kernels (ingest/research_kernels.py):
+    """Every symbol's features at once with the compiled kernels (warehouse/kernels.py):
     the same definitions as :func:`_one_symbol`, without a Python loop per symbol."""
-    from ingest import research_kernels as rk
+    from warehouse import kernels as rk
 
     out: dict[str, np.ndarray] = {}
     means: dict[tuple[int, int], np.ndarray] = {}
@@ -409,7 +409,7 @@ def compute_features(fs: FeatureSet, bars: pa.Table, *, compiled: bool = True) -
     ``compiled=False`` runs the numpy reference (:func:`_one_symbol`, one symbol at a time)
     instead of the numba kernels: the two agree to rounding (tests/test_research_kernels.py).
     """
-    from ingest.research_kernels import sort_by_key_and_time
+    from warehouse.kernels import sort_by_key_and_time
 
     bars, starts, ends = sort_by_key_and_time(bars, "symbol")
     symbols = bars.column("symbol")

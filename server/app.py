@@ -25,12 +25,12 @@ from fastapi.security import APIKeyHeader
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from .errors import DuckmarketError
-from .paths import DataPaths
-from .server_formats import MEDIA_TYPES, NotAcceptableError, encode, negotiate
-from .server_keys import KEY_HEADER, ApiKey, KeyStore, default_keys_file
-from .server_marts import MartNotFoundError, Snapshot, list_marts
-from .server_queries import (
+from ingest.errors import DuckmarketError
+from ingest.paths import DataPaths
+
+from .formats import MEDIA_TYPES, NotAcceptableError, encode, negotiate
+from .keys import KEY_HEADER, ApiKey, KeyStore, default_keys_file
+from .queries import (
     MartShapeError,
     Page,
     UnknownSymbolError,
@@ -43,7 +43,8 @@ from .server_queries import (
     split_list,
     symbols_page,
 )
-from .server_sql import SqlLimits, SqlTimeoutError, run_sql
+from .snapshots import MartNotFoundError, Snapshot, list_marts
+from .sql import SqlLimits, SqlTimeoutError, run_sql
 
 __all__ = ["ServerConfig", "create_app"]
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .errors import InvalidInputError
+from ingest.errors import InvalidInputError
 
 __all__ = ["MART_NAME", "MartNotFoundError", "Snapshot", "list_marts"]
 

@@ -1,0 +1,29 @@
+"""duckmarket warehouse: dbt over the raw lake, and the Parquet marts it publishes.
+
+* :mod:`warehouse.build`: run ``dbt build`` as a subprocess and record the run;
+* :mod:`warehouse.marts`: publish marts to ``<data>/marts`` and summarise them;
+* :mod:`warehouse.calendars`: exchange sessions written for the coverage models;
+* :mod:`warehouse.pit`: point-in-time adjusted bars read from the marts;
+* :mod:`warehouse.features`: the feature-set registry the feature models build;
+* :mod:`warehouse.kernels`: compiled (numba) kernels the dbt Python models call.
+
+>>> from warehouse import run_build, bars_as_of                     # doctest: +SKIP
+>>> run_build(DataPaths.from_arg("data"))                          # doctest: +SKIP
+>>> bars_as_of(DataPaths.from_arg("data"), "2023-06-30")          # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from .build import BuildError, BuildResult, WarehouseLockedError, run_build
+from .marts import export_marts, summary
+from .pit import bars_as_of
+
+__all__ = [
+    "BuildError",
+    "BuildResult",
+    "WarehouseLockedError",
+    "bars_as_of",
+    "export_marts",
+    "run_build",
+    "summary",
+]

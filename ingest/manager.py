@@ -17,11 +17,11 @@ from .errors import DuckmarketError, InvalidInputError, UnsupportedRequestError
 from .lake import Lake, VerifyReport, WriteReport
 from .manifest import from_us
 from .paths import DataPaths
-from .planner import TICK, plan
+from .planner import plan
 from .schema import TS_TYPE, validate_symbol
 from .sources import make as make_source
-from .sources.base import Source
-from .timeframes import SESSION_TIMEFRAMES, normalize_timeframe
+from .sources.base import FetchResult, Source
+from .timeframes import SESSION_TIMEFRAMES, TICK, dataset_of, normalize_timeframe, parse_timeframe
 from .timeutil import TimeLike, to_datetime
 
 #: how far back ``start=None`` reaches when the source has no limit of its own
@@ -125,11 +125,7 @@ class DataManager:
         e = to_utc(end, "end") or now
         s = to_utc(start, "start")
         if s is None:
-            limits = (
-                src.capabilities.ticks
-                if timeframe == TICK
-                else src.capabilities.timeframes[timeframe]
-            )
+            limits = src.capabilities.limits(timeframe)
             default = DEFAULT_HISTORY["daily" if timeframe in SESSION_TIMEFRAMES else "intraday"]
             s = min(e, now) - ((limits.lookback if limits else None) or default)
         if e <= s:
@@ -152,17 +148,33 @@ class DataManager:
         A symbol that fails (the source raises) is recorded as a failed fetch run and the
         others go on; what was committed before the failure stays committed.
         """
-        src = self.source(source)
-        timeframe = _timeframe_or_tick(timeframe)
-        if timeframe == TICK and src.capabilities.ticks is None:
-            raise UnsupportedRequestError(f"source {src.name!r} has no tick data")
-        if timeframe != TICK and not src.capabilities.supports(timeframe):
-            served = [*src.capabilities.timeframes, *([TICK] if src.capabilities.ticks else [])]
-            raise UnsupportedRequestError(
-                f"source {src.name!r} has no {timeframe} bars; it serves {', '.join(served)}"
-            )
+        src, timeframe = self._series(source, parse_timeframe(timeframe))
         symbols = [validate_symbol(s) for s in symbols]
         s, e = self._bounds(src, timeframe, start, end)
+        return self._ingest(src, symbols, timeframe, s, e, force_refresh, progress)
+
+    def _series(self, source: str | None, timeframe: str) -> tuple[Source, str]:
+        """The source asked for, once it is known to serve ``timeframe`` (parsed)."""
+        src = self.source(source)
+        if not src.capabilities.supports(timeframe):
+            what = "tick data" if timeframe == TICK else f"{timeframe} bars"
+            raise UnsupportedRequestError(
+                f"source {src.name!r} has no {what}; it serves {', '.join(src.capabilities.served)}"
+            )
+        return src, timeframe
+
+    def _ingest(
+        self,
+        src: Source,
+        symbols: Sequence[str],
+        timeframe: str,
+        s: datetime,
+        e: datetime,
+        force_refresh: bool = False,
+        progress: ProgressFn | None = None,
+    ) -> IngestReport:
+        """:meth:`ingest` once its arguments are checked (symbols validated, timeframe
+        parsed and served, bounds in UTC)."""
         report = IngestReport(src.name, timeframe)
         t0 = time.perf_counter()
         infos: dict[str, dict[str, Any]] = {}
@@ -201,13 +213,7 @@ class DataManager:
             run = m.start_fetch_run(src.name, symbol, timeframe, cs, ce)
             t0 = time.perf_counter()
             try:
-                if timeframe == TICK:
-                    fr = src.fetch_ticks(symbol, cs, ce)
-                    ticks = fr.ticks if fr.ticks is not None else fr.bars.slice(0, 0)
-                    w = self.lake.write_ticks(src.name, symbol, ticks, fetch_run_id=run)
-                else:
-                    fr = src.fetch_bars(symbol, timeframe, cs, ce)
-                    w = self.lake.write_bars(src.name, symbol, timeframe, fr.bars, fetch_run_id=run)
+                fr, w, forming_from = self._fetch_and_write(src, symbol, timeframe, cs, ce, run)
                 if fr.actions is not None and fr.actions.num_rows:
                     self.lake.write_actions(src.name, symbol, fr.actions, fetch_run_id=run)
             except Exception as exc:
@@ -222,12 +228,8 @@ class DataManager:
             if fr.symbol_info:
                 infos[symbol] = fr.symbol_info
             status = "fetched" if w.rows_written else "empty"
-            cover_end = ce
-            if timeframe != TICK and w.rows_written and "is_final" in fr.bars.column_names:
-                pending = fr.bars.filter(pc.invert(pc.fill_null(fr.bars.column("is_final"), True)))
-                if pending.num_rows:
-                    first = pc.min(pc.cast(pending.column("ts"), TS_TYPE)).as_py()
-                    cover_end = max(cs, min(ce, first))
+            # a bar still forming is held but not covered: the next run fetches it again
+            cover_end = ce if forming_from is None else max(cs, min(ce, forming_from))
             if cover_end > cs:
                 m.add_coverage(src.name, symbol, timeframe, cs, cover_end, status, run)
             m.finish_fetch_run(
@@ -242,6 +244,24 @@ class DataManager:
             result.api_calls += fr.api_calls
             result.status = "ok" if result.rows else "empty"
         return result
+
+    def _fetch_and_write(
+        self, src: Source, symbol: str, timeframe: str, start: datetime, end: datetime, run: int
+    ) -> tuple[FetchResult, WriteReport, datetime | None]:
+        """One source call for one range, landed in the dataset the timeframe belongs to;
+        also the open time of the first bar still forming (None when every bar is final)."""
+        if dataset_of(timeframe) == "ticks":
+            fr = src.fetch_ticks(symbol, start, end)
+            ticks = fr.ticks if fr.ticks is not None else fr.bars.slice(0, 0)
+            return fr, self.lake.write_ticks(src.name, symbol, ticks, fetch_run_id=run), None
+        fr = src.fetch_bars(symbol, timeframe, start, end)
+        w = self.lake.write_bars(src.name, symbol, timeframe, fr.bars, fetch_run_id=run)
+        forming_from = None
+        if w.rows_written and "is_final" in fr.bars.column_names:
+            pending = fr.bars.filter(pc.invert(pc.fill_null(fr.bars.column("is_final"), True)))
+            if pending.num_rows:
+                forming_from = pc.min(pc.cast(pending.column("ts"), TS_TYPE)).as_py()
+        return fr, w, forming_from
 
     def import_file(
         self,
@@ -303,14 +323,13 @@ class DataManager:
 
         Raises the source's error when the fetch fails; use :meth:`ingest` to collect
         failures instead."""
-        src = self.source(source)
-        tf = normalize_timeframe(timeframe)
+        symbol = validate_symbol(symbol)
+        src, tf = self._series(source, normalize_timeframe(timeframe))
         s, e = self._bounds(src, tf, start, end)
-        report = self.ingest([symbol], tf, s, e, source=src.name, force_refresh=force_refresh)
+        report = self._ingest(src, [symbol], tf, s, e, force_refresh)
         if report.failed:
             raise_for(report.failed[0])
-        table = self.lake.read_bars(src.name, validate_symbol(symbol), tf, s, e)
-        return _frame(table, validate_symbol(symbol))
+        return _frame(self.lake.read_bars(src.name, symbol, tf, s, e), symbol)
 
     def get_ohlcv_multi(
         self,
@@ -323,10 +342,9 @@ class DataManager:
     ) -> pl.DataFrame:
         """Raw bars of several symbols in one long frame (symbol, ts, ...), sorted."""
         syms = [validate_symbol(s) for s in symbols]
-        src = self.source(source)
-        tf = normalize_timeframe(timeframe)
+        src, tf = self._series(source, normalize_timeframe(timeframe))
         s, e = self._bounds(src, tf, start, end)
-        report = self.ingest(syms, tf, s, e, source=src.name, force_refresh=force_refresh)
+        report = self._ingest(src, syms, tf, s, e, force_refresh)
         if report.failed:
             raise_for(report.failed[0], more=len(report.failed) - 1)
         frames = [_frame(self.lake.read_bars(src.name, sym, tf, s, e), sym) for sym in syms]
@@ -341,12 +359,13 @@ class DataManager:
         source: str | None = None,
     ) -> pl.DataFrame:
         """Trades of one symbol (ts, seq, price, size, side, venue), fetching what is missing."""
-        src = self.source(source)
-        s, e = self._bounds(src, TICK, start, end)
-        report = self.ingest([symbol], TICK, s, e, source=src.name, force_refresh=force_refresh)
+        symbol = validate_symbol(symbol)
+        src, tf = self._series(source, TICK)
+        s, e = self._bounds(src, tf, start, end)
+        report = self._ingest(src, [symbol], tf, s, e, force_refresh)
         if report.failed:
             raise_for(report.failed[0])
-        return _frame(self.lake.read_ticks(src.name, validate_symbol(symbol), s, e), symbol)
+        return _frame(self.lake.read_ticks(src.name, symbol, s, e), symbol)
 
     # -- housekeeping --------------------------------------------------------------------
 
@@ -390,8 +409,13 @@ class DataManager:
     def clear_cache(
         self, symbol: str | None = None, timeframe: str | None = None, source: str | None = None
     ) -> int:
-        """Remove everything, one symbol, or one symbol's timeframe; returns files removed."""
-        n = self.lake.clear(symbol=symbol, timeframe=timeframe, source=source)
+        """Remove everything, one symbol, or one symbol's timeframe (``tick`` for its trades);
+        returns files removed."""
+        n = self.lake.clear(
+            symbol=None if symbol is None else validate_symbol(symbol),
+            timeframe=None if timeframe is None else parse_timeframe(timeframe),
+            source=source,
+        )
         with self.lake.writer():
             self.lake.manifest.write_mirror(self.paths.lake / "_manifest")
         return n
@@ -402,12 +426,6 @@ class DataManager:
             with self.lake.writer():
                 self.lake.manifest.write_mirror(self.paths.lake / "_manifest")
         return report
-
-
-def _timeframe_or_tick(timeframe: str) -> str:
-    if timeframe.strip().lower() in (TICK, "ticks"):
-        return TICK
-    return normalize_timeframe(timeframe)
 
 
 def _span(bars: pa.Table, timeframe: str) -> tuple[datetime, datetime]:

@@ -14,9 +14,6 @@ from .sources.base import Capabilities
 
 Interval = tuple[int, int]
 
-#: the pseudo-timeframe under which tick coverage is kept
-TICK = "tick"
-
 
 def merge(intervals: Iterable[Interval]) -> list[Interval]:
     """Sort and merge overlapping or touching intervals."""
@@ -84,7 +81,7 @@ def plan(
     now: datetime,
     force_refresh: bool = False,
 ) -> FetchPlan:
-    """Plan one (source, symbol, timeframe) request.
+    """Plan one (source, symbol, timeframe) request; ``timeframe`` may be ``TICK``.
 
     * the future is never requested: ``end`` is clamped to ``now``;
     * what lies further back than the source's reach is not requested but reported as
@@ -94,7 +91,7 @@ def plan(
       recent bars), as long as it overlaps the request;
     * each range is cut into chunks no longer than one request may cover.
     """
-    limits = capabilities.ticks if timeframe == TICK else capabilities.timeframes[timeframe]
+    limits = capabilities.limits(timeframe)
     if limits is None:
         raise ValueError(f"the source has no {timeframe} data")
     s, e = to_us(start), min(to_us(end), to_us(now))

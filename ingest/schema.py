@@ -145,6 +145,11 @@ DATASETS: dict[str, Dataset] = {
 
 ACTION_TYPES = ("split", "dividend")
 
+#: columns that live in partition paths; a batch that carries them is refused
+PARTITION_COLUMNS = frozenset({"source", "symbol", "timeframe", "period", "dataset"})
+#: what an extra vendor column may be called (vwap, trade_count, adj_close, ...)
+EXTRA_COLUMN_NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
+
 
 # --- symbols in paths -------------------------------------------------------------------
 
@@ -153,34 +158,55 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 MAX_SYMBOL_LENGTH = 64
 
 
+def _symbol_problem(s: str) -> str | None:
+    """Why ``s`` cannot be a symbol in the lake, or None."""
+    if not s:
+        return "symbol is empty; pass a ticker such as AAPL"
+    if len(s) > MAX_SYMBOL_LENGTH:
+        return f"symbol {s[:20]!r}... is longer than {MAX_SYMBOL_LENGTH}"
+    if _CONTROL.search(s) or any(c.isspace() for c in s):
+        return f"symbol {s!r} contains white space or control characters"
+    if ".." in s or s.startswith(("/", "\\", ".")) or "\\" in s:
+        return (
+            f"symbol {s!r} looks like a file path, not a ticker; "
+            "tickers may contain letters, digits and . - _ ^ = / : but not '..'"
+        )
+    return None
+
+
 def validate_symbol(symbol: str) -> str:
     """Return ``symbol`` stripped, or raise :class:`InvalidSymbolError` saying why.
 
-    Any printable ticker is accepted (``^GSPC``, ``BTC/USDT``, ``EURUSD=X``, ``BRK.B``);
-    what is refused is what only a path trick or a typo produces.
+    Called once, where a symbol enters (the DataManager's methods, the server's routes);
+    the layers below take the symbol as given. Any printable ticker is accepted (``^GSPC``,
+    ``BTC/USDT``, ``EURUSD=X``, ``BRK.B``); what is refused is what only a path trick or a
+    typo produces.
     """
     if not isinstance(symbol, str):
         raise InvalidSymbolError(f"symbol must be text, got {type(symbol).__name__}")
     s = symbol.strip()
-    if not s:
-        raise InvalidSymbolError("symbol is empty; pass a ticker such as AAPL")
-    if len(s) > MAX_SYMBOL_LENGTH:
-        raise InvalidSymbolError(f"symbol {s[:20]!r}... is longer than {MAX_SYMBOL_LENGTH}")
-    if _CONTROL.search(s) or any(c.isspace() for c in s):
-        raise InvalidSymbolError(f"symbol {s!r} contains white space or control characters")
-    if ".." in s or s.startswith(("/", "\\", ".")) or "\\" in s:
-        raise InvalidSymbolError(
-            f"symbol {s!r} looks like a file path, not a ticker; "
-            "tickers may contain letters, digits and . - _ ^ = / : but not '..'"
-        )
+    problem = _symbol_problem(s)
+    if problem:
+        raise InvalidSymbolError(problem)
     return s
 
 
 def encode_symbol(symbol: str) -> str:
-    """Percent-encode a symbol for a hive path segment, as DuckDB's reader decodes it."""
-    s = validate_symbol(symbol)
+    """Percent-encode a symbol for a hive path segment, as DuckDB's reader decodes it.
+
+    The lake's guard, not a second validation: whatever reached the storage layer without
+    passing :func:`validate_symbol` (a direct ``Lake`` call) still cannot name a path
+    outside the lake, so the symbol is refused here rather than normalised."""
+    problem = (
+        f"symbol must be text, got {type(symbol).__name__}"
+        if not isinstance(symbol, str)
+        else _symbol_problem(symbol)
+    )
+    if problem:
+        raise InvalidSymbolError(problem)
     return "".join(
-        ch if _SAFE.fullmatch(ch) else "".join(f"%{b:02X}" for b in ch.encode("utf-8")) for ch in s
+        ch if _SAFE.fullmatch(ch) else "".join(f"%{b:02X}" for b in ch.encode("utf-8"))
+        for ch in symbol
     )
 
 

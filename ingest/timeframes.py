@@ -1,4 +1,9 @@
-"""Canonical timeframes and their durations."""
+"""Canonical timeframes and their durations, and the one timeframe that is not a bar.
+
+A series in the lake is (source, symbol, timeframe). Bar timeframes (1m ... 1w) live in
+the ``bars`` dataset; :data:`TICK` names the ``ticks`` dataset, every trade as it
+happened. Coverage, planning and clearing treat both alike; only the dataset differs.
+"""
 
 from __future__ import annotations
 
@@ -25,9 +30,15 @@ SESSION_TIMEFRAMES = frozenset({"1d", "1w"})
 
 _ALIASES = {"60m": "1h", "1wk": "1w", "1h": "1h", "d": "1d", "1day": "1d"}
 
+#: The timeframe of the ticks dataset: trades, not bars (no bar length, no partition year).
+TICK = "tick"
+_TICK_ALIASES = frozenset({"tick", "ticks", "trades"})
+
 
 def normalize_timeframe(timeframe: str) -> str:
-    """Return the canonical name of ``timeframe`` or raise a clear error."""
+    """Return the canonical name of bar timeframe ``timeframe`` or raise a clear error."""
+    if not isinstance(timeframe, str):
+        raise InvalidInputError(f"timeframe must be text such as '1m', got {timeframe!r}")
     tf = _ALIASES.get(timeframe.strip().lower(), timeframe.strip().lower())
     if tf not in TIMEFRAMES:
         raise InvalidInputError(
@@ -42,3 +53,15 @@ def is_intraday(timeframe: str) -> bool:
 
 def bar_length(timeframe: str) -> timedelta:
     return TIMEFRAMES[normalize_timeframe(timeframe)]
+
+
+def parse_timeframe(timeframe: str) -> str:
+    """A bar timeframe's canonical name, or :data:`TICK` for ``tick``/``ticks``/``trades``."""
+    if isinstance(timeframe, str) and timeframe.strip().lower() in _TICK_ALIASES:
+        return TICK
+    return normalize_timeframe(timeframe)
+
+
+def dataset_of(timeframe: str) -> str:
+    """The lake dataset that holds a (parsed) timeframe's data: ``ticks`` or ``bars``."""
+    return "ticks" if timeframe == TICK else "bars"

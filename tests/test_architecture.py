@@ -150,3 +150,33 @@ def test_no_import_cycles():
 )
 def test_cycle_finder(graph, expected):
     assert _cycles(graph) == expected
+
+
+def test_the_python_api_beside_the_command():
+    import duckmarket
+    import hotpath
+    import ingest
+    import warehouse
+
+    assert duckmarket.DataManager is ingest.DataManager
+    assert duckmarket.run_build is warehouse.run_build
+    assert duckmarket.bars_as_of is warehouse.bars_as_of
+    assert duckmarket.export is hotpath.export
+    assert set(duckmarket.__all__) <= set(dir(duckmarket))
+    with pytest.raises(AttributeError):
+        _ = duckmarket.no_such_name
+
+
+def test_python_m_duckmarket_lists_every_command():
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-m", "duckmarket", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO,
+    ).stdout
+    for command in ("ingest", "status", "verify", "clear", "demo", "build", "export", "serve"):
+        assert f"    {command} " in out, command

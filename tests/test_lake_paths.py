@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import duckdb
 import pytest
 from hypothesis import given, settings
@@ -75,3 +77,15 @@ def test_encode_decode_round_trip_property(sym):
     for forbidden in ("/", "=", "..", "\\"):
         assert forbidden not in enc
     assert decode_symbol(enc) == s
+
+
+def test_a_symbol_is_normalised_where_it_enters_and_refused_below(tmp_path, fake_source):
+    from ingest.manager import DataManager
+
+    dm = DataManager(tmp_path / "d", sources={"fake": fake_source}, default_source="fake")
+    df = dm.get_ohlcv("  AAA ", "1d", T0, T0 + timedelta(days=3))
+    assert df["symbol"].unique().to_list() == ["AAA"]
+    assert fake_source.calls[0][0] == "AAA"
+    # the storage layer does not normalise what it is handed: it refuses it
+    with pytest.raises(InvalidSymbolError, match="white space"), dm.lake.writer():
+        dm.lake.write_bars("fake", " AAA", "1d", make_bars(T0, 1))

@@ -8,8 +8,10 @@ import numpy as np
 import polars as pl
 import pytest
 
+from ingest.errors import UnsupportedRequestError
 from ingest.manager import DataManager
 from ingest.sources.synthetic import SyntheticSource
+from ingest.timeframes import TICK, dataset_of, parse_timeframe
 
 T0 = datetime(2023, 3, 1, 14, 30, tzinfo=UTC)  # 09:30 New York
 
@@ -71,3 +73,32 @@ def test_tick_ingest_is_incremental_and_reads_back(tmp_path, src):
     assert dm.verify().ok
     assert dm.clear_cache(symbol="SYN002", timeframe="tick") == 1
     assert dm.lake.manifest.coverage("synthetic", "SYN002", "tick") == []
+
+
+def test_tick_is_a_timeframe_of_the_source_capabilities(src, fake_source):
+    caps = src.capabilities
+    assert caps.supports(TICK) and caps.limits(TICK) is caps.ticks
+    assert caps.served == ["1m", "1d", TICK]
+    assert not fake_source.capabilities.supports(TICK)
+    assert TICK not in fake_source.capabilities.served
+    assert parse_timeframe(" Ticks ") == TICK and dataset_of(TICK) == "ticks"
+    assert parse_timeframe("60m") == "1h" and dataset_of("1h") == "bars"
+
+
+def test_ticks_from_a_source_without_them_name_what_it_serves(tmp_path, fake_source):
+    dm = DataManager(tmp_path / "d", sources={"fake": fake_source}, default_source="fake")
+    with pytest.raises(UnsupportedRequestError, match=r"no tick data; it serves 1d, 1m"):
+        dm.ingest(["AAA"], "ticks", T0, T0 + timedelta(hours=1))
+    with pytest.raises(UnsupportedRequestError, match=r"no 5m bars; it serves 1d, 1m"):
+        dm.get_ohlcv("AAA", "5m")  # no start: the default history is used, no KeyError
+    assert fake_source.calls == []
+
+
+def test_clearing_ticks_leaves_the_bars_and_their_coverage(tmp_path, src):
+    dm = DataManager(tmp_path / "d", sources={"synthetic": src}, default_source="synthetic")
+    dm.get_ticks("SYN001", T0, T0 + timedelta(minutes=30))
+    dm.get_ohlcv("SYN001", "1m", T0, T0 + timedelta(minutes=30))
+    assert dm.clear_cache(symbol="SYN001", timeframe="trades") == 1
+    assert dm.lake.manifest.coverage("synthetic", "SYN001", TICK) == []
+    assert dm.lake.manifest.coverage("synthetic", "SYN001", "1m")
+    assert len(dm.lake.manifest.live_files("bars", symbol="SYN001")) == 1

@@ -9,6 +9,9 @@ from typing import Any
 
 import pyarrow as pa
 
+from ..errors import UnsupportedRequestError
+from ..timeframes import TICK
+
 
 @dataclass(frozen=True)
 class TimeframeLimits:
@@ -37,8 +40,18 @@ class Capabilities:
     #: limits of ``fetch_ticks`` (None: the source has no ticks)
     ticks: TimeframeLimits | None = None
 
+    def limits(self, timeframe: str) -> TimeframeLimits | None:
+        """What the source can serve of one series: a bar timeframe or ``TICK``; None when
+        it serves nothing of it."""
+        return self.ticks if timeframe == TICK else self.timeframes.get(timeframe)
+
     def supports(self, timeframe: str) -> bool:
-        return timeframe in self.timeframes
+        return self.limits(timeframe) is not None
+
+    @property
+    def served(self) -> list[str]:
+        """Every timeframe the source serves, bars first, ``tick`` last when it has trades."""
+        return [*self.timeframes, *([TICK] if self.ticks is not None else [])]
 
 
 @dataclass
@@ -78,8 +91,6 @@ class Source(ABC):
     def fetch_ticks(self, symbol: str, start: datetime, end: datetime) -> FetchResult:
         """Trades with ``start <= ts < end`` in ``FetchResult.ticks`` (ts, seq, price, size,
         side, venue); sources without ticks refuse."""
-        from ..errors import UnsupportedRequestError
-
         raise UnsupportedRequestError(f"source {self.name!r} has no tick data")
 
     def list_symbols(self) -> list[str] | None:

@@ -23,6 +23,8 @@
             bars.close * coalesce(factors.split_factor * factors.dividend_factor, 1.0) as close_adj,
             bars.volume / coalesce(factors.split_factor, 1.0) as volume_adj,
             bars.is_final,
+            bars.is_invalid,
+            bars.is_outlier,
             bars.is_suspect,
             bars.quality_flags
         from {{ target.schema }}.bars_adjusted as bars

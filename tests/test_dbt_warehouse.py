@@ -185,7 +185,9 @@ def test_bad_print_is_flagged_not_dropped(built: dict) -> None:
     assert len(bbb) == 1140
     spike = bbb.iloc[500]
     assert spike["is_suspect"]
-    assert "hampel_outlier" in list(spike["quality_flags"])
+    assert spike["is_outlier"] and not spike["is_invalid"]
+    assert list(spike["quality_flags"]) == ["outlier"]
+    assert bbb["is_outlier"].sum() == 1  # the bar after the spike reverts; it holds nothing
 
 
 def test_quarantine_lists_flags_and_ingest_rejects(built: dict) -> None:

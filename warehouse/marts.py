@@ -101,7 +101,7 @@ def summary(paths: DataPaths) -> dict[str, Any]:
         con.execute("set TimeZone = 'UTC'")
         if "bars_adjusted" in marts:
             rows = con.execute(
-                "select timeframe, count(*), count(distinct symbol), sum(is_suspect::int) "
+                "select timeframe, count(*), sum(is_invalid::int), sum(is_outlier::int) "
                 "from read_parquet(?) group by all order by all",
                 [str(marts["bars_adjusted"])],
             ).fetchall()
@@ -109,7 +109,8 @@ def summary(paths: DataPaths) -> dict[str, Any]:
                 "select count(distinct symbol) from read_parquet(?)", [str(marts["bars_adjusted"])]
             ).fetchone()[0]
             out["bars"] = {tf: n for tf, n, _, _ in rows}
-            out["flagged bars"] = sum(int(s or 0) for *_, s in rows)
+            out["invalid bars"] = sum(int(v or 0) for _, _, v, _ in rows)
+            out["outlier bars"] = sum(int(v or 0) for *_, v in rows)
         if "bars_resampled" in marts:
             out["resampled bars"] = dict(
                 con.execute(

@@ -27,7 +27,7 @@ select
     bars.low * coalesce(factors.split_factor * factors.dividend_factor, 1.0) as low_adj,
     bars.close * coalesce(factors.split_factor * factors.dividend_factor, 1.0) as close_adj,
     bars.volume / coalesce(factors.split_factor, 1.0) as volume_adj,
-    bars.is_final, bars.is_suspect, bars.quality_flags
+    bars.is_final, bars.is_invalid, bars.is_outlier, bars.is_suspect, bars.quality_flags
 from read_parquet($bars) as bars
 left join read_parquet($factors) as factors
     on bars.symbol = factors.symbol

@@ -14,10 +14,11 @@
 {#- Every bar of every timeframe, raw (as traded) beside its backward adjustment factors
     and adjusted prices (DESIGN §4), with quality flags: suspect rows are flagged, never
     dropped. Incremental: new lake rows (by ingested_at) are rebuilt from a few bars before
-    them (the Hampel window's reach); a symbol whose adjustment factors changed is rebuilt
+    them (the outlier screen's reach); a symbol whose adjustment factors changed is rebuilt
     entirely. -#}
-{% set half_window = var('hampel_half_window') | int %}
-{% set plan = bar_mart_plan(this, lookback_rows=half_window) %}
+{% set half_window = var('outlier_half_window') | int %}
+{#- a bar's score reads the returns k bars either side of it and the next bar's close -#}
+{% set plan = bar_mart_plan(this, lookback_rows=half_window + 1) %}
 
 with
 
@@ -141,46 +142,54 @@ bars_adjusted as (
 
 ),
 
-{# Hampel filter on log returns of total-return closes. One window pass gathers the
-   closes from k + 1 bars before to k bars after each bar; the 2k + 1 returns around it
-   follow by division, and their median and median absolute deviation come from
-   list_median (DuckDB's windowed median and mad give the same values, 2x slower). At
-   the ends of a series the window is cut short (missing returns are null and ignored). #}
-closes_around as (
+{# The outlier screen looks for bad prints: a close that jumps away and comes straight
+   back. A bar's score is the smaller of its log return into the bar and the one out of it
+   when the two have opposite signs (zero otherwise), in units of the mean absolute return
+   of the 2k bars around it (those two returns left out, so a spike cannot hide in its own
+   scale; the scale is floored at outlier_min_scale so a flat, illiquid stretch does not
+   turn a one-tick bounce into an outlier). A move that holds is never an outlier,
+   whatever its size; a bar without a next bar scores zero until that bar arrives. #}
+returns_around as (
 
     select
         *,
-        {{ hampel_closes_around(half_window, 'series_in_time') }}
+        ln(close_adj / lag(close_adj) over series_in_time) as log_return,
+        ln(lead(close_adj) over series_in_time / close_adj) as next_log_return
     from bars_adjusted
     window series_in_time as (partition by symbol, timeframe order by ts)
 
 ),
 
-returns_around as (
+return_scales as (
 
     select
         *,
-        {{ hampel_returns_around(half_window) }}
-    from closes_around
-
-),
-
-hampel_medians as (
-
-    select
-        *,
-        return_{{ half_window + 1 }} as log_return,
-        list_median({{ hampel_returns_list(half_window) }}) as hampel_median
+        sum(abs(log_return)) over nearby_bars as nearby_abs_return_sum,
+        count(log_return) over nearby_bars as nearby_return_count
     from returns_around
+    window nearby_bars as (
+        partition by symbol, timeframe
+        order by ts
+        rows between {{ half_window }} preceding and {{ half_window }} following
+    )
 
 ),
 
-hampel_windows as (
+outlier_scores as (
 
     select
         *,
-        list_median({{ hampel_returns_list(half_window, 'abs({r} - hampel_median)') }}) as hampel_mad
-    from hampel_medians
+        case
+            when sign(log_return) = -sign(next_log_return) and nearby_return_count > 2
+                then
+                    least(abs(log_return), abs(next_log_return)) / greatest(
+                        (nearby_abs_return_sum - abs(log_return) - abs(next_log_return))
+                        / (nearby_return_count - 2),
+                        {{ var('outlier_min_scale') }}
+                    )
+            else 0.0
+        end as outlier_score
+    from return_scales
 
 ),
 
@@ -206,16 +215,9 @@ quality_checked as (
                 else 0
             end
             + case when is_on_mismatched_ex_date then 64 else 0 end
-            + case
-                when
-                    hampel_mad > 0
-                    and abs(log_return - hampel_median)
-                    > {{ var('hampel_threshold') }} * 1.4826 * hampel_mad
-                    then 128
-                else 0
-            end
+            + case when outlier_score > {{ var('outlier_threshold') }} then 128 else 0 end
         )::utinyint as quality_mask
-    from hampel_windows
+    from outlier_scores
 
 ),
 
@@ -245,7 +247,10 @@ flagged as (
         close_adj,
         volume_adj,
         log_return,
+        outlier_score,
         is_final,
+        quality_mask & 127 != 0 as is_invalid,
+        quality_mask & 128 != 0 as is_outlier,
         quality_mask != 0 as is_suspect,
         quality_mask,
         case
@@ -259,7 +264,7 @@ flagged as (
                         case when quality_mask & 16 != 0 then 'missing_value' end,
                         case when quality_mask & 32 != 0 then 'misaligned_ts' end,
                         case when quality_mask & 64 != 0 then 'action_jump_mismatch' end,
-                        case when quality_mask & 128 != 0 then 'hampel_outlier' end
+                        case when quality_mask & 128 != 0 then 'outlier' end
                     ],
                     flag -> flag is not null
                 )

@@ -7,7 +7,7 @@ quarterly dividends and a split. Then:
   1. full `dbt build` of the warehouse models (data tests included, export excluded),
      with each model's time from dbt's run_results.json;
   2. one more session of 1m bars for every symbol, and an incremental `dbt build`;
-  3. the Parquet export of the marts, timed on its own.
+  3. the publication of the marts as Parquet, timed on its own.
 
 Prints each figure next to its target (DESIGN §6):
   resampling >= 30 M input rows/s, window models >= 5 M rows/s,
@@ -39,7 +39,7 @@ sys.path.insert(0, str(REPO))
 from ingest.paths import DataPaths  # noqa: E402
 from ingest.schema import BARS, CORPORATE_ACTIONS, SYMBOLS  # noqa: E402
 from warehouse.build import run_build  # noqa: E402
-from warehouse.marts import export_marts  # noqa: E402
+from warehouse.marts import publish_marts  # noqa: E402
 
 WAREHOUSE = (
     "path:models/staging path:models/intermediate path:models/marts/bars "
@@ -323,11 +323,11 @@ def main() -> int:
             )
 
         t = time.perf_counter()
-        exported = export_marts(paths)
-        size = sum(p.stat().st_size for p in exported.values())
+        published = publish_marts(paths)
+        size = sum(m["bytes"] for m in published.marts.values())
         print()
         took = time.perf_counter() - t
-        print(f"export of {len(exported)} marts to Parquet: {took:.1f} s, {size / 1e9:.2f} GB")
+        print(f"publication of {len(published.marts)} marts: {took:.1f} s, {size / 1e9:.2f} GB")
         print(f"(input: {n_min:,} 1m rows + daily; bars_adjusted rows {n_adj:,})")
     finally:
         if not args.keep and args.root is None:

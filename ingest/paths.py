@@ -44,7 +44,8 @@ class DataPaths:
 
     @property
     def marts(self) -> Path:
-        """Parquet marts for Python readers: one file per mart, ``<name>.parquet``."""
+        """Parquet marts for Python readers, ``<name>.parquet``: a link to the set the last
+        build published (see warehouse/marts.py)."""
         return self.root / "marts"
 
     @property
@@ -52,6 +53,8 @@ class DataPaths:
         return self.root / "export"
 
     def ensure(self) -> DataPaths:
-        for p in (self.lake, self.marts, self.export):
+        for p in (self.lake, self.export):
             p.mkdir(parents=True, exist_ok=True)
+        if not self.marts.is_symlink():  # the published set's link, once there is one
+            self.marts.mkdir(parents=True, exist_ok=True)
         return self

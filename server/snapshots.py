@@ -46,7 +46,8 @@ class Snapshot:
     """Files opened for one request; ``close()`` (idempotent) releases them."""
 
     def __init__(self, marts_dir: Path) -> None:
-        self.marts_dir = marts_dir
+        # the published set the marts link names now: every mart of the request from it
+        self.marts_dir = Path(os.path.realpath(marts_dir))
         self._fds: dict[Path, int] = {}
         self._lock = threading.Lock()
         self._closed = False

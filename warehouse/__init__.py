@@ -1,7 +1,7 @@
 """duckmarket warehouse: dbt over the raw lake, and the Parquet marts it publishes.
 
 * :mod:`warehouse.build`: run ``dbt build`` as a subprocess and record the run;
-* :mod:`warehouse.marts`: publish marts to ``<data>/marts`` and summarise them;
+* :mod:`warehouse.marts`: the published set of marts under ``<data>/marts``, and a summary;
 * :mod:`warehouse.calendars`: exchange sessions written for the coverage models;
 * :mod:`warehouse.pit`: point-in-time adjusted bars read from the marts;
 * :mod:`warehouse.features`: the feature-set registry the feature models build;
@@ -15,7 +15,7 @@
 from __future__ import annotations
 
 from .build import BuildError, BuildResult, WarehouseLockedError, run_build
-from .marts import export_marts, summary
+from .marts import current_set, publish_marts, summary
 from .pit import bars_as_of
 
 __all__ = [
@@ -23,7 +23,8 @@ __all__ = [
     "BuildResult",
     "WarehouseLockedError",
     "bars_as_of",
-    "export_marts",
+    "current_set",
+    "publish_marts",
     "run_build",
     "summary",
 ]

@@ -7,10 +7,13 @@ dbt runs in its own process because an in-process run keeps DuckDB's file lock (
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import json
 import logging
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -19,12 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import duckdb
-
 from ingest.errors import DuckmarketError
 from ingest.paths import ENV_VAR, DataPaths
 
-from .marts import export_marts
+from .marts import current_set
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,8 @@ log = logging.getLogger(__name__)
 REPO = Path(__file__).resolve().parents[1]
 #: dbt's console entry point, run with this interpreter (the venv's dbt)
 _DBT_MAIN = "import sys; from dbt.cli.main import cli; sys.argv[0] = 'dbt'; sys.exit(cli())"
+#: the model that publishes the marts (models/publication/published_marts.py)
+PUBLICATION_MODEL = "published_marts"
 _LOCK_RE = re.compile(r"Conflicting lock is held in (?P<exe>.+?) \(PID (?P<pid>\d+)\)")
 
 
@@ -154,11 +157,16 @@ def run_build(
     export: bool = True,
     extra: Sequence[str] = (),
 ) -> BuildResult:
-    """Run ``dbt build`` on the data root and export the marts; raises on a lock conflict."""
+    """Run ``dbt build`` on the data root; its last node publishes the marts (a selection
+    always includes it, ``export=False`` leaves it out). Raises on a lock conflict."""
     paths.ensure()
     _prepare_inputs(paths)
     manifest = _manifest(paths)
     run_id: int | None = None
+    if not export:
+        exclude = f"{exclude} {PUBLICATION_MODEL}" if exclude else PUBLICATION_MODEL
+    elif select:
+        select = f"{select} {PUBLICATION_MODEL}"
     cmd = dbt_command(paths, select=select, exclude=exclude, full_refresh=full_refresh, extra=extra)
     shown = (
         "dbt build"
@@ -182,6 +190,7 @@ def run_build(
         stderr=subprocess.STDOUT,
         text=True,
         bufsize=1,
+        preexec_fn=functools.partial(_die_with_parent, os.getpid()),
     ) as proc:
         assert proc.stdout is not None
         for line in proc.stdout:
@@ -202,15 +211,8 @@ def run_build(
     holder = lock_holder(output)
     if rc != 0:
         result.error = _lock_message(paths, holder) if holder else _first_error(output)
-    elif export:
-        try:
-            result.exported = export_marts(
-                paths, only_run=select is not None, results=result.results
-            )
-        except duckdb.IOException as exc:
-            holder = lock_holder(str(exc))
-            result.ok = False
-            result.error = _lock_message(paths, holder) if holder else f"export failed: {exc}"
+    elif export and (published := current_set(paths)) is not None:
+        result.exported = {name: paths.marts / f"{name}.parquet" for name in published.marts}
     result.duration_s = time.perf_counter() - started
     if manifest is not None and run_id is not None:
         try:
@@ -228,7 +230,36 @@ def run_build(
     return result
 
 
+def _die_with_parent(parent_pid: int) -> None:
+    """In the dbt child, before exec: ask Linux to kill it when the build process dies, so
+    a killed build never leaves dbt running and holding the warehouse."""
+    if _PRCTL is not None:
+        _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent_pid:  # the parent died before the request took effect
+            os._exit(1)
+
+
+_PR_SET_PDEATHSIG = 1
+#: prctl(2), looked up once in the parent (the child may only call it between fork and exec)
+_PRCTL = getattr(ctypes.CDLL(None), "prctl", None) if sys.platform == "linux" else None
+
+
+_SCHEMA_CHANGED = re.compile(
+    r"Compilation Error in model (?P<model>\w+).*?schemas on this incremental model are out "
+    r"of sync",
+    re.DOTALL,
+)
+
+
 def _first_error(output: str) -> str:
+    changed = _SCHEMA_CHANGED.search(output)
+    if changed:
+        model = changed.group("model")
+        return (
+            f"the columns of {model} changed since the warehouse was last built (a new "
+            f"version of its model); rebuild it once with `duckmarket build --full-refresh "
+            f"--select {model}+`"
+        )
     errors = [ln.strip() for ln in output.splitlines() if "Error" in ln or "FAIL" in ln]
     return errors[0] if errors else "dbt build failed (see its output above)"
 

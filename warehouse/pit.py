@@ -8,8 +8,10 @@ creates in the warehouse for the DuckDB shell.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from datetime import date, datetime
+from pathlib import Path
 
 import duckdb
 import pyarrow as pa
@@ -49,9 +51,10 @@ def bars_as_of(
     """Bars up to ``as_of`` (inclusive), adjusted as seen on ``as_of``."""
     if isinstance(as_of, datetime):
         as_of = as_of.date()
+    marts = Path(os.path.realpath(paths.marts))  # both marts from one published set
     params: dict[str, object] = {
-        "bars": str(paths.marts / "bars_adjusted.parquet"),
-        "factors": str(paths.marts / "adjustment_factors.parquet"),
+        "bars": str(marts / "bars_adjusted.parquet"),
+        "factors": str(marts / "adjustment_factors.parquet"),
         "as_of": str(as_of),
     }
     filters = ""

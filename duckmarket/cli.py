@@ -298,12 +298,16 @@ def cmd_export(args: argparse.Namespace) -> int:
         end=args.end,
         columns=args.columns,
         prices=args.prices,
+        timeframe=args.timeframe,
         data_dir=args.paths,
         checksum=not args.no_checksum,
     )
+    for note in result.notes:
+        print(f"note: {note}", file=sys.stderr)
+    tf = f", timeframe {result.timeframe}" if result.timeframe else ""
     print(
         f"exported {result.rows:,} rows of {len(result.symbols)} symbol(s) to {result.path} "
-        f"({result.format}, {result.bytes / 1e6:,.1f} MB) in {result.seconds:.2f} s"
+        f"({result.format}{tf}, {result.bytes / 1e6:,.1f} MB) in {result.seconds:.2f} s"
     )
     if result.missing_symbols:
         print(f"no rows for: {' '.join(result.missing_symbols)}")
@@ -326,6 +330,11 @@ def add_export_command(sub: argparse._SubParsersAction) -> None:  # type: ignore
     p.add_argument("mart", nargs="?", help="mart name, e.g. bars_adjusted")
     p.add_argument("--sql", help="a query instead of a mart, e.g. 'select * from bars_adjusted'")
     p.add_argument("--symbols", nargs="+", metavar="SYMBOL", help="only these symbols")
+    p.add_argument(
+        "--timeframe",
+        "-t",
+        help="the bars' timeframe, e.g. 1m (needed when the mart holds several)",
+    )
     p.add_argument("--start", help="first instant, inclusive (ISO 8601; UTC unless stated)")
     p.add_argument("--end", help="last instant, exclusive (ISO 8601; UTC unless stated)")
     p.add_argument("--format", choices=list(FORMATS), default="arrow", help="default: arrow")

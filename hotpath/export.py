@@ -59,6 +59,9 @@ PriceBasis = Literal["raw", "split", "total"]
 
 _BATCH_ROWS = 1 << 20
 _NAT = np.iinfo(np.int64).min
+#: the instants, in microseconds, that nanoseconds since the epoch can hold
+_NS_MIN_US = -(2**63) // 1000 + 1
+_NS_MAX_US = (2**63 - 1) // 1000
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,10 @@ class ExportResult:
     seconds: float
     export_id: int | None = None
     missing_symbols: list[str] = field(default_factory=list)
+    #: the bars' timeframe, for a source with a timeframe column (one per export)
+    timeframe: str | None = None
+    #: one line per thing the user should know (columns left out, ...)
+    notes: list[str] = field(default_factory=list)
 
 
 class _Unsorted(Exception):
@@ -91,8 +98,7 @@ class _Column:
     kind: Literal["float", "int", "bool", "timestamp", "date", "text"]
     out_type: pa.DataType
     np_dtype: np.dtype
-    values: dict[str, int] = field(default_factory=dict)  # text: value -> code
-    null_code: bool = False
+    values: dict[str | None, int] = field(default_factory=dict)  # text: value -> code
 
     def convert(self, arr: pa.Array) -> np.ndarray:
         """Return the batch column as a null-free numpy array of ``np_dtype``."""
@@ -114,6 +120,12 @@ class _Column:
                 arr = pc.fill_null(arr, False)
             return arr.to_numpy(zero_copy_only=False).view(np.uint8)
         if self.kind == "timestamp":
+            # beyond what nanoseconds hold (1677 to 2262; 9999-12-31 for "no end"): NaT
+            us = arr.cast(pa.timestamp("us", tz="UTC")).cast(pa.int64())
+            fits = pc.and_(pc.greater_equal(us, _NS_MIN_US), pc.less_equal(us, _NS_MAX_US))
+            arr = pc.if_else(fits, us, pa.scalar(None, pa.int64())).cast(
+                pa.timestamp("us", tz="UTC")
+            )
             arr = arr.cast(pa.timestamp("ns", tz="UTC"))
             if arr.null_count:
                 arr = pc.fill_null(arr.cast(pa.int64()), _NAT)
@@ -122,10 +134,14 @@ class _Column:
             if arr.null_count:
                 raise InvalidInputError(f"date column {self.name!r} has nulls: coalesce it")
             return arr.cast(pa.int32()).to_numpy(zero_copy_only=False)
-        # text: a global dictionary, codes in order of first appearance, null -> -1
+        # text: a global dictionary, codes in order of first appearance; a null is a code
+        # too, whose dictionary value is null (the codes themselves are never null)
         enc = pc.dictionary_encode(arr.cast(pa.string()))
         local = enc.dictionary.to_pylist()
-        lookup = np.array([self.values.setdefault(v, len(self.values)) for v in local] + [-1])
+        codes = [self.values.setdefault(v, len(self.values)) for v in local]
+        if arr.null_count:
+            codes.append(self.values.setdefault(None, len(self.values)))  # type: ignore[arg-type]
+        lookup = np.array(codes or [0], dtype=np.int32)
         idx = pc.fill_null(enc.indices, len(local)).to_numpy(zero_copy_only=False)
         return lookup[idx].astype(np.int32)
 
@@ -232,6 +248,8 @@ class _Converter:
         return _Batch(n, codes, ts, cols)
 
     def ranges(self) -> list[list[int]]:
+        if not self.counts:
+            return []
         stops = np.cumsum(self.counts, dtype=np.int64).tolist()
         starts = [0, *stops[:-1]]
         return [[a, b] for a, b in zip(starts, stops, strict=True)]
@@ -269,6 +287,103 @@ def _connect(paths: DataPaths) -> duckdb.DuckDBPyConnection:
     return con
 
 
+#: columns that name a mart's series, in order of preference: the export's ``symbol``
+ENTITY_COLUMNS = ("symbol", "pair_id", "model_name", "split_id")
+#: columns that give a mart's rows their time, in order of preference: the export's ``ts``
+TIME_COLUMNS = (
+    "ts",
+    "test_ts",
+    "valid_from_at",
+    "ex_date",
+    "gap_start_at",
+    "first_ts",
+    "built_at",
+    "window_end_ts",
+    "train_start_ts",
+)
+
+
+def _keyed(
+    con: duckdb.DuckDBPyConnection, base: str, schema: pa.Schema, notes: list[str] | None
+) -> tuple[str, pa.Schema]:
+    """``base`` with the export's key columns: ``symbol`` (text) and ``ts`` (UTC). A mart
+    keyed otherwise (a pair_id, an ex_date) gets them as copies of its own key columns; one
+    with no time column gets ts = 1970-01-01 on every row (indexed by series only)."""
+    names = schema.names
+    entity = next((c for c in ENTITY_COLUMNS if c in names), None)
+    if entity is None:
+        raise InvalidInputError(
+            f"the query yields no column naming a series ({', '.join(ENTITY_COLUMNS)}); it "
+            f"yields: {', '.join(names)}. Alias one as symbol in --sql"
+        )
+    time = next((c for c in TIME_COLUMNS if c in names), None)
+    if entity == "symbol" and time == "ts":
+        return base, schema
+    keys = []
+    if entity != "symbol":
+        keys.append(f"cast({_ident(entity)} as varchar) as symbol")
+    if time is None:
+        keys.append("timestamptz '1970-01-01 00:00:00+00' as ts")
+        if notes is not None:
+            notes.append("the rows have no time column: ts is 1970-01-01 on every row")
+    elif time != "ts":
+        keys.append(f"cast({_ident(time)} as timestamptz) as ts")
+    replaced = [c for c in ("symbol", "ts") if c in names and c not in (entity, time)]
+    exclude = f" exclude ({', '.join(_ident(c) for c in replaced)})" if replaced else ""
+    if notes is not None and (entity != "symbol" or time not in (None, "ts")):
+        notes.append(f"indexed by {entity} as symbol and {time or 'nothing'} as ts")
+    keyed = f"select {', '.join(keys)}, *{exclude} from ({base}) as keyed_source"
+    return keyed, con.execute(f"select * from ({keyed}) as q limit 0").to_arrow_reader().schema
+
+
+def _every_column(
+    con: duckdb.DuckDBPyConnection, base: str, schema: pa.Schema, notes: list[str] | None
+) -> list[str]:
+    """The select list of an arrow export of every column: columns with no fixed-width view
+    left out, integer columns holding nulls as doubles (NaN), each with a note."""
+    kept: list[str] = []
+    ints: list[str] = []
+    dates: set[str] = set()
+    for f in schema:
+        if f.name in ("symbol", "ts"):
+            continue
+        try:
+            col = _column_for(f)
+        except InvalidInputError:
+            if notes is not None:
+                notes.append(
+                    f"left out column {f.name!r} ({f.type}): it has no fixed-width view; "
+                    "cast it in --sql to keep it"
+                )
+            continue
+        kept.append(f.name)
+        if col.kind in ("int", "date"):
+            ints.append(f.name)
+        if col.kind == "date":
+            dates.add(f.name)
+    with_nulls: set[str] = set()
+    if ints:
+        counts = con.execute(
+            "select "
+            + ", ".join(f"count(*) - count({_ident(c)})" for c in ints)
+            + f" from ({base}) as q"
+        ).fetchone()
+        with_nulls = {c for c, n in zip(ints, counts or (), strict=True) if n}
+    out = []
+    for c in kept:
+        if c in with_nulls and c in dates:
+            out.append(f"cast({_ident(c)} as timestamptz) as {_ident(c)}")
+            if notes is not None:
+                notes.append(f"column {c!r} holds nulls: exported as timestamps, NaT for null")
+        elif c in with_nulls:
+            out.append(f"cast({_ident(c)} as double) as {_ident(c)}")
+            if notes is not None:
+                notes.append(f"column {c!r} holds nulls: exported as double with NaN for null")
+        else:
+            out.append(_ident(c))
+    return out
+
+
 def _plan(
     con: duckdb.DuckDBPyConnection,
     base: str,
@@ -280,11 +395,17 @@ def _plan(
     symbols: list[str] | None,
     start: TimeLike | None,
     end: TimeLike | None,
-) -> tuple[_Plan, str | None]:
+    timeframe: str | None = None,
+    notes: list[str] | None = None,
+) -> tuple[_Plan, str | None, str | None]:
+    """The query of an export, the records64 price basis, and the timeframe of its rows."""
     try:
-        names = con.execute(f"select * from ({base}) as q limit 0").to_arrow_reader().schema.names
+        schema = con.execute(f"select * from ({base}) as q limit 0").to_arrow_reader().schema
     except duckdb.Error as e:
         raise InvalidInputError(f"the export query failed: {e}") from None
+    if is_mart:
+        base, schema = _keyed(con, base, schema, notes)
+    names = schema.names
     for required in ("symbol", "ts"):
         if required not in names:
             raise InvalidInputError(
@@ -328,7 +449,7 @@ def _plan(
         if prices is not None:
             raise InvalidInputError("--prices applies to records64; use --columns for arrow")
         if columns is None:
-            select = ["symbol", "ts"] + [_ident(c) for c in names if c not in ("symbol", "ts")]
+            select = ["symbol", "ts", *_every_column(con, base, schema, notes)]
         else:
             unknown = [c for c in columns if c not in names]
             if unknown:
@@ -336,24 +457,76 @@ def _plan(
                     f"unknown column(s) {', '.join(unknown)}; the query yields: " + ", ".join(names)
                 )
             select = ["symbol", "ts"] + [_ident(c) for c in columns if c not in ("symbol", "ts")]
-    where: list[str] = []
+    where: list[str] = ["symbol is not null", "ts is not null"]
     params: list[object] = []
     if symbols is not None:
         if not symbols:
             raise InvalidInputError("--symbols was given with no symbol")
         where.append(f"symbol in ({', '.join('?' * len(symbols))})")
         params.extend(symbols)
-    if start is not None:
+    lo = to_datetime(start, "start") if start is not None else None
+    hi = to_datetime(end, "end") if end is not None else None
+    if lo is not None and hi is not None and lo >= hi:
+        raise InvalidInputError(
+            f"--start ({lo:%Y-%m-%d %H:%M}) must be before --end ({hi:%Y-%m-%d %H:%M})"
+        )
+    if lo is not None:
         where.append("ts >= ?")
-        params.append(to_datetime(start))
-    if end is not None:
+        params.append(lo)
+    if hi is not None:
         where.append("ts < ?")
-        params.append(to_datetime(end))
+        params.append(hi)
+    timeframe = _one_timeframe(con, base, names, where, params, timeframe)
+    if timeframe is not None:
+        where.append("timeframe = ?")
+        params.append(timeframe)
     query = f"select {', '.join(select)} from ({base}) as q"
     if where:
         query += " where " + " and ".join(where)
     plan = _Plan(query, params, ordered=False)
-    return (plan if is_mart else plan.sorted()), basis
+    return (plan if is_mart else plan.sorted()), basis, timeframe
+
+
+def _one_timeframe(
+    con: duckdb.DuckDBPyConnection,
+    base: str,
+    names: list[str],
+    where: list[str],
+    params: list[object],
+    timeframe: str | None,
+) -> str | None:
+    """The one timeframe an export of bars holds: the one asked for, or the only one in the
+    selection. Two timeframes never share an export (its index is by symbol and time)."""
+    if "timeframe" not in names:
+        if timeframe is not None:
+            raise InvalidInputError(
+                f"--timeframe {timeframe}: the source has no timeframe column (its columns: "
+                f"{', '.join(names)})"
+            )
+        return None
+    clause = f" where {' and '.join(where)}" if where else ""
+    try:
+        held = [
+            r[0]
+            for r in con.execute(
+                f"select distinct timeframe from ({base}) as q{clause} order by 1", params
+            ).fetchall()
+        ]
+    except duckdb.Error as e:
+        raise InvalidInputError(f"the export query failed: {e}") from None
+    if timeframe is not None:
+        if timeframe not in held:
+            raise InvalidInputError(
+                f"no {timeframe} bars in the selection; it holds "
+                f"{', '.join(map(str, held)) or 'no rows'}"
+            )
+        return timeframe
+    if len(held) > 1:
+        raise InvalidInputError(
+            f"the selection holds bars of {len(held)} timeframes ({', '.join(map(str, held))}); "
+            "an export holds one: choose it with --timeframe (timeframe= from Python)"
+        )
+    return held[0] if held else None
 
 
 def _stream(
@@ -534,8 +707,10 @@ def _record_in_manifest(paths: DataPaths, **kw: object) -> int | None:
         return None
 
 
-def _default_name(mart: str | None, sql: str | None, fmt: str) -> str:
+def _default_name(mart: str | None, sql: str | None, fmt: str, timeframe: str | None) -> str:
     stem = mart or "query_" + hashlib.sha1((sql or "").encode()).hexdigest()[:10]
+    if timeframe is not None:
+        stem += f".{timeframe}"
     return stem + FORMATS[fmt]
 
 
@@ -550,6 +725,7 @@ def export(
     end: TimeLike | None = None,
     columns: Sequence[str] | None = None,
     prices: PriceBasis | None = None,
+    timeframe: str | None = None,
     data_dir: DataDir = None,
     checksum: bool = True,
     record: bool = True,
@@ -561,9 +737,13 @@ def export(
     must yield ``symbol`` and ``ts`` columns. ``symbols`` filters, ``start`` is inclusive and
     ``end`` exclusive. ``format="arrow"`` keeps every column (or ``columns``);
     ``format="records64"`` keeps ts, OHLCV on the ``prices`` basis (``raw``, ``split`` or
-    ``total``; default total when the mart has it) and flags. ``out`` defaults to
-    ``<data>/export/<mart>.<format>``; a directory gets that default name. The result is
-    recorded in the manifest (with its SHA-256 unless ``checksum=False``).
+    ``total``; default total when the mart has it) and flags. A source with a
+    ``timeframe`` column (``bars_adjusted`` holds 1d and 1m bars) is exported one timeframe
+    at a time: ``timeframe`` picks it, and is needed when the selection holds several.
+    Columns with no fixed-width view (lists, structs) are left out of an arrow export of
+    every column, with a note. ``out`` defaults to ``<data>/export/<mart>[.<timeframe>].
+    <format>``; a directory gets that default name. The result is recorded in the manifest
+    (with its SHA-256 unless ``checksum=False``).
     """
     t0 = time.perf_counter()
     if (mart is None) == (sql is None):
@@ -583,14 +763,15 @@ def export(
 
     target = Path(out) if out is not None else paths.export
     if out is None or target.is_dir():
-        target = target / _default_name(mart, sql, format)
+        target = target / _default_name(mart, sql, format, timeframe)
     target = target.expanduser().resolve()
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.parent / f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
 
     con = _connect(paths)
+    notes: list[str] = []
     try:
-        plan, basis = _plan(
+        plan, basis, timeframe = _plan(
             con,
             base,
             is_mart=mart is not None,
@@ -600,15 +781,21 @@ def export(
             symbols=sym_list,
             start=start,
             end=end,
+            timeframe=timeframe,
+            notes=notes,
         )
         source: dict[str, object] = {"mart": mart, "sql": sql}
         if basis is not None:
             source["prices"] = basis
+        if timeframe is not None:
+            source["timeframe"] = timeframe
         try:
             conv, rows = _write(con, plan, tmp, format, source, batch_rows)
         except _Unsorted:
             log.info("source is not sorted by (symbol, ts); sorting it in DuckDB")
             conv, rows = _write(con, plan.sorted(), tmp, format, source, batch_rows)
+        if rows == 0:
+            raise InvalidInputError(_empty_selection(mart, sym_list, start, end))
         _fsync(tmp)
         from .reader import open_export  # validate what was written before it goes live
 
@@ -646,7 +833,22 @@ def export(
         seconds=time.perf_counter() - t0,
         export_id=export_id,
         missing_symbols=missing,
+        timeframe=timeframe,
+        notes=notes,
     )
+
+
+def _empty_selection(
+    mart: str | None, symbols: list[str] | None, start: TimeLike | None, end: TimeLike | None
+) -> str:
+    what = f"mart {mart!r}" if mart else "the query"
+    parts = []
+    if symbols:
+        parts.append(f"symbols {' '.join(symbols)}")
+    if start is not None or end is not None:
+        parts.append(f"from {start or 'the start'} to {end or 'the end'}")
+    selection = f" for {', '.join(parts)}" if parts else ""
+    return f"nothing to export: {what} has no rows{selection}"
 
 
 def _write(

@@ -58,9 +58,14 @@ def scan_mart(
     symbols: Iterable[str] | None = None,
     start: TimeLike | None = None,
     end: TimeLike | None = None,
+    timeframe: str | None = None,
     data_dir: DataDir = None,
 ) -> pl.LazyFrame:
-    """A lazy scan of mart ``name`` with the given projection and filters pushed down."""
+    """A lazy scan of mart ``name`` with the given projection and filters pushed down.
+
+    A mart with a ``timeframe`` column (``bars_adjusted`` holds 1d and 1m bars) is read one
+    timeframe at a time: ``timeframe`` picks it, and is needed when the selection holds
+    several (two timeframes in one frame would be counted twice by any aggregate)."""
     lf = pl.scan_parquet(mart_path(name, data_dir))
     schema = lf.collect_schema()
     wanted = list(columns) if columns is not None else None
@@ -83,6 +88,22 @@ def scan_mart(
         lf = lf.filter(pl.col("ts") >= pl.lit(to_datetime(start)))
     if end is not None:
         lf = lf.filter(pl.col("ts") < pl.lit(to_datetime(end)))
+    if "timeframe" in schema.names():
+        held = lf.select(pl.col("timeframe").unique().sort()).collect()["timeframe"].to_list()
+        if timeframe is None and len(held) > 1:
+            raise InvalidInputError(
+                f"mart {name!r} holds {len(held)} timeframes here ({', '.join(map(str, held))}); "
+                "read one at a time with timeframe="
+            )
+        if timeframe is not None:
+            if timeframe not in held:
+                raise InvalidInputError(
+                    f"mart {name!r} has no {timeframe} rows here; it holds "
+                    f"{', '.join(map(str, held)) or 'none'}"
+                )
+            lf = lf.filter(pl.col("timeframe") == timeframe)
+    elif timeframe is not None:
+        raise InvalidInputError(f"mart {name!r} has no timeframe column")
     if wanted is not None:
         lf = lf.select(wanted)
     return lf
@@ -95,14 +116,22 @@ def read_mart(
     symbols: Iterable[str] | None = None,
     start: TimeLike | None = None,
     end: TimeLike | None = None,
+    timeframe: str | None = None,
     data_dir: DataDir = None,
 ) -> pl.DataFrame:
     """Read mart ``name`` (``<data>/marts/<name>.parquet``) into a polars DataFrame.
 
     ``columns`` projects, ``symbols`` filters, ``start`` is inclusive and ``end`` exclusive
-    (aware datetimes, dates or ISO strings; strings without an offset are UTC). Rows keep the
+    (aware datetimes, dates or ISO strings; strings without an offset are UTC), ``timeframe``
+    picks the bars' timeframe (needed when the selection holds several). Rows keep the
     mart's order, (symbol, ts).
     """
     return scan_mart(
-        name, columns=columns, symbols=symbols, start=start, end=end, data_dir=data_dir
+        name,
+        columns=columns,
+        symbols=symbols,
+        start=start,
+        end=end,
+        timeframe=timeframe,
+        data_dir=data_dir,
     ).collect()

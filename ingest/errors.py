@@ -26,6 +26,16 @@ class LakeLockedError(DuckmarketError):
 class SourceError(DuckmarketError):
     """A source failed to deliver (network, rate limit, unknown symbol, empty answer)."""
 
+    #: requests made to the source before it failed (retries included)
+    attempts: int = 0
+
+
+class SourceUnreachableError(SourceError):
+    """The source's host cannot be reached at all (no name resolution, connection refused):
+    every other symbol would fail the same way, so the whole run stops at once."""
+
+    exit_code = 4
+
 
 class SymbolNotFoundError(SourceError):
     """The source answered with nothing for a symbol it should know: bad or delisted."""

@@ -13,7 +13,12 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .errors import DuckmarketError, InvalidInputError, UnsupportedRequestError
+from .errors import (
+    DuckmarketError,
+    InvalidInputError,
+    SourceUnreachableError,
+    UnsupportedRequestError,
+)
 from .lake import Lake, VerifyReport, WriteReport
 from .manifest import from_us
 from .paths import DataPaths
@@ -112,6 +117,28 @@ class DataManager:
     def add_source(self, source: Source) -> None:
         self._sources[source.name] = source
 
+    def _holder(self, symbols: Sequence[str], timeframe: str, source: str | None) -> str | None:
+        """The source to read ``symbols`` from when none is named: the one the lake already
+        holds them from (never the network for what is held), else the default source."""
+        if source is not None or not symbols:
+            return source
+        marks = ", ".join("?" * len(symbols))
+        held = [
+            r["source"]
+            for r in self.lake.manifest.query(
+                f"""select distinct source from coverage
+                    where timeframe = ? and symbol in ({marks}) and status != 'unrecoverable'
+                    order by source""",
+                (timeframe, *symbols),
+            )
+        ]
+        if len(held) > 1:
+            raise InvalidInputError(
+                f"{', '.join(symbols)} {timeframe} is held from several sources "
+                f"({', '.join(held)}); say which with source="
+            )
+        return held[0] if held else None
+
     # -- fetching ------------------------------------------------------------------------
 
     def _bounds(
@@ -179,14 +206,16 @@ class DataManager:
         t0 = time.perf_counter()
         infos: dict[str, dict[str, Any]] = {}
         with self.lake.writer():
-            for i, sym in enumerate(symbols):
-                if progress:
-                    progress(sym, i, len(symbols))
-                res = self._ingest_symbol(src, sym, timeframe, s, e, force_refresh, infos)
-                report.results.append(res)
-            if infos:
-                self.lake.write_symbols(src.name, infos)
-            self.lake.manifest.write_mirror(self.paths.lake / "_manifest")
+            try:
+                for i, sym in enumerate(symbols):
+                    if progress:
+                        progress(sym, i, len(symbols))
+                    res = self._ingest_symbol(src, sym, timeframe, s, e, force_refresh, infos)
+                    report.results.append(res)
+            finally:  # a source that cannot be reached stops the run: keep what landed
+                if infos:
+                    self.lake.write_symbols(src.name, infos)
+                self.lake.manifest.write_mirror(self.paths.lake / "_manifest")
         if progress:
             progress("", len(symbols), len(symbols))
         report.duration_s = time.perf_counter() - t0
@@ -220,10 +249,18 @@ class DataManager:
                 msg = (
                     str(exc) if isinstance(exc, DuckmarketError) else f"{type(exc).__name__}: {exc}"
                 )
+                attempts = getattr(exc, "attempts", 0) or 1
                 m.finish_fetch_run(
-                    run, "failed", duration_s=time.perf_counter() - t0, error=msg[:2000]
+                    run,
+                    "failed",
+                    api_calls=attempts,
+                    duration_s=time.perf_counter() - t0,
+                    error=msg[:2000],
                 )
+                if isinstance(exc, SourceUnreachableError):
+                    raise
                 result.status, result.error = "failed", msg
+                result.api_calls += attempts
                 return result
             if fr.symbol_info:
                 infos[symbol] = fr.symbol_info
@@ -321,10 +358,12 @@ class DataManager:
     ) -> pl.DataFrame:
         """Raw (as-traded) bars of one symbol, fetching whatever is not yet held.
 
-        Raises the source's error when the fetch fails; use :meth:`ingest` to collect
-        failures instead."""
+        Without ``source``, the source the lake holds the series from (else the default
+        source). Raises the source's error when the fetch fails; use :meth:`ingest` to
+        collect failures instead."""
         symbol = validate_symbol(symbol)
-        src, tf = self._series(source, normalize_timeframe(timeframe))
+        tf = normalize_timeframe(timeframe)
+        src, tf = self._series(self._holder([symbol], tf, source), tf)
         s, e = self._bounds(src, tf, start, end)
         report = self._ingest(src, [symbol], tf, s, e, force_refresh)
         if report.failed:
@@ -342,7 +381,8 @@ class DataManager:
     ) -> pl.DataFrame:
         """Raw bars of several symbols in one long frame (symbol, ts, ...), sorted."""
         syms = [validate_symbol(s) for s in symbols]
-        src, tf = self._series(source, normalize_timeframe(timeframe))
+        tf = normalize_timeframe(timeframe)
+        src, tf = self._series(self._holder(syms, tf, source), tf)
         s, e = self._bounds(src, tf, start, end)
         report = self._ingest(src, syms, tf, s, e, force_refresh)
         if report.failed:
@@ -360,7 +400,7 @@ class DataManager:
     ) -> pl.DataFrame:
         """Trades of one symbol (ts, seq, price, size, side, venue), fetching what is missing."""
         symbol = validate_symbol(symbol)
-        src, tf = self._series(source, TICK)
+        src, tf = self._series(self._holder([symbol], TICK, source), TICK)
         s, e = self._bounds(src, tf, start, end)
         report = self._ingest(src, [symbol], tf, s, e, force_refresh)
         if report.failed:

@@ -35,6 +35,7 @@ from .queries import (
     Page,
     UnknownSymbolError,
     bars_page,
+    built_timeframes,
     coverage_page,
     features_page,
     parse_adjustment,
@@ -142,6 +143,9 @@ def create_app(config: ServerConfig) -> FastAPI:
             "enable_external_file_cache": False,
         },
     )
+    # timestamps come back as the marts hold them, in "UTC" (not the host's "Etc/UTC",
+    # which polars will not concatenate with "UTC")
+    db.execute("set TimeZone = 'UTC'")
 
     app = FastAPI(
         title="duckmarket data server",
@@ -272,6 +276,16 @@ def create_app(config: ServerConfig) -> FastAPI:
     def new_request() -> _Request:
         return _Request(db, paths)
 
+    try:
+        with Snapshot(paths.marts) as snap:
+            built_at_start = ", ".join(built_timeframes(snap)) or "none yet"
+    except (OSError, duckdb.Error, pa.ArrowException):
+        built_at_start = "none yet"
+    timeframe_help = (
+        f"a timeframe the warehouse built: GET /v1/timeframes lists them (at start: "
+        f"{built_at_start})"
+    )
+
     # -- routes ----------------------------------------------------------------------------------
     @app.get("/v1/health", tags=["meta"], summary="Liveness and what is built (no key needed)")
     def health() -> dict[str, object]:
@@ -282,6 +296,12 @@ def create_app(config: ServerConfig) -> FastAPI:
             "marts": len(marts),
             "bars": "bars_adjusted" in marts,
         }
+
+    @app.get("/v1/timeframes", tags=["meta"], summary="Timeframes of the bars that are built")
+    def timeframes(key: Key) -> dict[str, object]:
+        with Snapshot(paths.marts) as snap:
+            built = built_timeframes(snap)
+        return {"timeframes": [{"timeframe": tf, "mart": mart} for tf, mart in built.items()]}
 
     @app.get("/v1/marts", tags=["meta"], summary="Built marts and their columns")
     def marts(key: Key) -> dict[str, object]:
@@ -342,7 +362,7 @@ def create_app(config: ServerConfig) -> FastAPI:
         request: Request,
         symbol: str,
         key: Key,
-        timeframe: Annotated[str, Query(description="1m, 5m, ..., 1d, 1w")] = "1d",
+        timeframe: Annotated[str, Query(description=timeframe_help)] = "1d",
         start: Annotated[str | None, Query(description="first time (inclusive), ISO")] = None,
         end: Annotated[str | None, Query(description="last time (exclusive), ISO")] = None,
         adjustment: Annotated[

@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 
 from ingest.errors import InvalidInputError
 from ingest.schema import validate_symbol
-from ingest.timeframes import normalize_timeframe
+from ingest.timeframes import TIMEFRAMES, normalize_timeframe
 
 from .snapshots import MartNotFoundError, Snapshot
 
@@ -42,6 +42,8 @@ __all__ = [
 ]
 
 BARS_MART = "bars_adjusted"
+#: bars resampled from 1m (5m ... 1w); served where bars_adjusted has no such timeframe
+RESAMPLED_MART = "bars_resampled"
 FACTORS_MART = "adjustment_factors"
 COVERAGE_MART = "coverage_summary"
 SYMBOLS_MART = "symbols"
@@ -297,6 +299,42 @@ def _require(schema: pa.Schema, mart: str, needed: Sequence[str], why: str) -> N
 
 
 # -- bars ------------------------------------------------------------------------------------
+_TIMEFRAMES_SEEN: dict[tuple[str, ...], dict[str, str]] = {}
+
+
+def built_timeframes(snap: Snapshot) -> dict[str, str]:
+    """{timeframe: the mart serving it} for every timeframe the warehouse built, shortest
+    first: bars_adjusted's own (as ingested), then bars_resampled's. Cached per version of
+    the two files (a published set never changes)."""
+    files = []
+    for mart in (BARS_MART, RESAMPLED_MART):
+        try:
+            path = Path(snap.mart(mart))
+        except MartNotFoundError:
+            continue
+        st = path.stat()
+        files.append((mart, path, f"{mart}:{snap.marts_dir}:{st.st_ino}:{st.st_mtime_ns}"))
+    key = tuple(k for _m, _p, k in files)
+    if key in _TIMEFRAMES_SEEN:
+        return _TIMEFRAMES_SEEN[key]
+    out: dict[str, str] = {}
+    with duckdb.connect() as con:
+        for mart, path, _k in files:
+            if "timeframe" not in snap.schema(mart).names:
+                continue
+            for (tf,) in con.execute(
+                "select distinct timeframe from read_parquet(?) where timeframe is not null",
+                [str(path)],
+            ).fetchall():
+                out.setdefault(tf, mart)
+    order = {tf: i for i, tf in enumerate(TIMEFRAMES)}
+    out = dict(sorted(out.items(), key=lambda kv: order.get(kv[0], len(order))))
+    if len(_TIMEFRAMES_SEEN) > 64:
+        _TIMEFRAMES_SEEN.clear()
+    _TIMEFRAMES_SEEN[key] = out
+    return out
+
+
 def bars_page(
     snap: Snapshot,
     symbol: str,
@@ -309,9 +347,16 @@ def bars_page(
 ) -> Page:
     symbol = validate_symbol(symbol)
     timeframe = normalize_timeframe(timeframe)
-    path = snap.mart(BARS_MART)
-    schema = snap.schema(BARS_MART)
-    _require(schema, BARS_MART, ("symbol", "timeframe", "ts"), "bars")
+    built = built_timeframes(snap)
+    if built and timeframe not in built:
+        raise UnknownSymbolError(
+            f"no {timeframe} bars are built; the warehouse holds {', '.join(built)} "
+            "(GET /v1/timeframes)"
+        )
+    mart = built.get(timeframe, BARS_MART)
+    path = snap.mart(mart)
+    schema = snap.schema(mart)
+    _require(schema, mart, ("symbol", "timeframe", "ts"), "bars")
     names = schema.names
     source = "read_parquet(?) as bars"
     source_params: list[object] = [path]
@@ -327,7 +372,7 @@ def bars_page(
     elif adjustment.kind in ("split", "total"):
         suffix = "_split_adj" if adjustment.kind == "split" else "_adj"
         wanted = [f"{c}{suffix}" for c in PRICE_COLUMNS]
-        _require(schema, BARS_MART, wanted, f"adjustment={adjustment.kind}")
+        _require(schema, mart, wanted, f"adjustment={adjustment.kind} of {timeframe} bars")
         prices = {c: f"bars.{ident(c + suffix)}" for c in PRICE_COLUMNS}
         for c in ("split_factor", "dividend_factor"):
             if c in names:
@@ -336,7 +381,7 @@ def bars_page(
             prices["dividend_factor"] = "1.0::double"
     else:
         assert adjustment.as_of is not None
-        _require(schema, BARS_MART, PRICE_COLUMNS, "point-in-time adjustment")
+        _require(schema, mart, PRICE_COLUMNS, "point-in-time adjustment")
         try:
             factors_path = snap.mart(FACTORS_MART)
         except MartNotFoundError:

@@ -16,6 +16,7 @@ request (a rebuild cannot tear the read). Before the user's text runs:
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from dataclasses import dataclass
 
@@ -23,6 +24,7 @@ import duckdb
 import pyarrow as pa
 
 from ingest.errors import InvalidInputError
+from warehouse.pit import as_of_macro
 
 from .queries import ident
 from .snapshots import Snapshot, list_marts
@@ -96,6 +98,9 @@ def _locked_connection(snap: Snapshot, limits: SqlLimits) -> tuple[duckdb.DuckDB
             "enable_external_file_cache": False,
         },
     )
+    # timestamps come back as the marts hold them, in "UTC" (not the host's "Etc/UTC",
+    # which polars will not concatenate with "UTC")
+    con.execute("set TimeZone = 'UTC'")
     try:
         marts = list_marts(snap.marts_dir)
         files = {name: snap.mart(name) for name in marts}
@@ -106,6 +111,11 @@ def _locked_connection(snap: Snapshot, limits: SqlLimits) -> tuple[duckdb.DuckDB
         for name, path in files.items():
             literal = "'" + path.replace("'", "''") + "'"
             con.execute(f"create view {ident(name)} as select * from read_parquet({literal})")
+        if {"bars_adjusted", "adjustment_factors"} <= files.keys():
+            # select * from bars_as_of(date '2023-06-30'), as in the DuckDB shell; marts of
+            # another shape (built by an older version) simply go without it
+            with contextlib.suppress(duckdb.Error):
+                con.execute(as_of_macro())
         con.execute("set lock_configuration = true")
     except BaseException:
         con.close()

@@ -203,7 +203,10 @@ def test_failed_export_leaves_the_old_file_and_no_temporary(paths: DataPaths) ->
         ({"mart": "bars_adjusted", "columns": ["nope"]}, "unknown column"),
         ({"mart": "bars_adjusted", "prices": "total"}, "applies to records64"),
         ({"sql": "select 'a' as symbol, 1 as ts"}, "ts must be a timestamp"),
-        ({"sql": "select 'a' as symbol, now() as ts, [1] as l"}, "no fixed-width view"),
+        (
+            {"sql": "select 'a' as symbol, now() as ts, [1] as l", "columns": ["l"]},
+            "no fixed-width view",
+        ),
         ({"mart": "bars_adjusted", "start": "yesterday"}, "cannot read"),
     ],
 )
@@ -232,3 +235,10 @@ def test_cli_export_command(paths: DataPaths, capsys: pytest.CaptureFixture[str]
     assert "exported 390 rows of 1 symbol(s)" in capsys.readouterr().out
     x = hotpath.open(paths.export / "bars_adjusted.records64")
     assert x.symbols == ["AAPL"] and len(x) == 390
+
+
+def test_a_column_with_no_fixed_width_view_is_left_out_with_a_note(paths: DataPaths) -> None:
+    r = hotpath.export(sql="select 'a' as symbol, now() as ts, [1] as l, 2.5 as x", data_dir=paths)
+    assert any("left out column 'l'" in n and "no fixed-width view" in n for n in r.notes)
+    with hotpath.open(r.path) as x:
+        assert x.names == ["symbol", "ts", "x"]

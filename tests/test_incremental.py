@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import polars as pl
 import pytest
 
-from ingest.errors import SourceError
+from ingest.errors import InvalidInputError, SourceError
 from ingest.manager import DataManager
 from ingest.planner import chunk, merge, subtract
 
@@ -191,3 +191,18 @@ def test_the_public_api_is_importable_from_the_package(tmp_path):
         tmp_path / "d", sources={"fake": FakeSource()}, default_source="fake", now=lambda: NOW
     )
     assert dm.get_ohlcv("AAA", "1d", "2024-01-01", "2024-01-05").height == 4
+
+
+def test_reads_without_a_source_go_to_the_source_that_holds_the_series(tmp_path, fake_source):
+    from ingest.sources.synthetic import SyntheticSource
+
+    src = SyntheticSource(seed=1, n_symbols=3)
+    dm = DataManager(tmp_path / "d", sources={"synthetic": src, "fake": fake_source})
+    assert dm.default_source == "yfinance"
+    dm.ingest(["SYN000"], "1d", "2023-01-01", "2023-02-01", source="synthetic")
+    df = dm.get_ohlcv("SYN000", "1d", "2023-01-01", "2023-02-01")  # no source: not Yahoo
+    assert len(df) > 15
+    assert fake_source.calls == []
+    dm.ingest(["SYN000"], "1d", "2023-01-01", "2023-02-01", source="fake")
+    with pytest.raises(InvalidInputError, match="several sources"):
+        dm.get_ohlcv("SYN000", "1d", "2023-01-01", "2023-02-01")

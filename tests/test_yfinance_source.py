@@ -19,6 +19,7 @@ import pytest
 from ingest.errors import (
     RateLimitedError,
     SourceError,
+    SourceUnreachableError,
     SymbolNotFoundError,
     UnsupportedRequestError,
 )
@@ -440,3 +441,55 @@ def test_symbol_info_comes_from_metadata_already_in_the_frame() -> None:
         "timezone": NY,
     }
     assert set(res.actions.column("currency").to_pylist()) == {"USD"}
+
+
+def _offline(*args: object) -> pd.DataFrame:
+    """What yfinance raises with no network: curl_cffi's own DNS error, as it words it."""
+    from curl_cffi.requests.exceptions import DNSError
+
+    raise DNSError(
+        "Failed to perform, curl: (6) Could not resolve host: query2.finance.yahoo.com. "
+        "See https://curl.se/libcurl/c/libcurl-errors.html first for more details.",
+        code=6,
+    )
+
+
+def test_an_unreachable_host_fails_at_once_without_backoff() -> None:
+    delays: list[float] = []
+    src = YFinanceSource(
+        history_fn=_offline, actions_fn=_offline, sleep=delays.append, now=utc(2021, 1, 4)
+    )
+    with pytest.raises(SourceUnreachableError, match="cannot be reached") as info:
+        src.fetch_bars("AAPL", "1d", utc(2020, 8, 1), utc(2020, 9, 1))
+    assert delays == []
+    assert info.value.attempts == 1
+
+
+def test_server_errors_are_retried_and_counted() -> None:
+    from curl_cffi.requests.exceptions import HTTPError
+
+    fake = FakeYahoo(yahoo_daily())
+    failures = [HTTPError("HTTP Error 503: Service Unavailable")]
+    delays: list[float] = []
+
+    def flaky(*args: object) -> pd.DataFrame:
+        if failures:
+            raise failures.pop()
+        return fake.history(*args)  # type: ignore[arg-type]
+
+    src = YFinanceSource(
+        history_fn=flaky, actions_fn=fake.actions_fn, sleep=delays.append, now=utc(2021, 1, 4)
+    )
+    assert src.fetch_bars("AAPL", "1d", utc(2020, 8, 1), utc(2020, 9, 1)).bars.num_rows == 9
+    assert len(delays) == 1
+
+
+def test_offline_ingest_stops_the_run_and_counts_the_attempt(tmp_path, capsys) -> None:
+    from ingest.manager import DataManager
+
+    src = YFinanceSource(history_fn=_offline, actions_fn=_offline, sleep=lambda s: None)
+    dm = DataManager(tmp_path / "d", sources={"yfinance": src})
+    with pytest.raises(SourceUnreachableError):
+        dm.ingest(["AAPL", "MSFT", "SPY"], "1d", "2020-08-01", "2020-09-01")
+    runs = dm.lake.manifest.fetch_runs()
+    assert [(r.symbol, r.status, r.api_calls) for r in runs] == [("AAPL", "failed", 1)]

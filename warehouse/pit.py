@@ -16,9 +16,12 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from ingest.errors import InvalidInputError
 from ingest.paths import DataPaths
 
-_SQL = """
+#: bars up to an as-of date, adjusted by the factors known on it; {bars}, {factors} and
+#: {as_of} are SQL (a relation, a relation, a date expression)
+AS_OF_SELECT = """
 select
     bars.symbol, bars.source, bars.timeframe, bars.ts,
     bars.open, bars.high, bars.low, bars.close, bars.volume,
@@ -30,28 +33,54 @@ select
     bars.close * coalesce(factors.split_factor * factors.dividend_factor, 1.0) as close_adj,
     bars.volume / coalesce(factors.split_factor, 1.0) as volume_adj,
     bars.is_final, bars.is_invalid, bars.is_outlier, bars.is_suspect, bars.quality_flags
-from read_parquet($bars) as bars
-left join read_parquet($factors) as factors
+from {bars} as bars
+left join {factors} as factors
     on bars.symbol = factors.symbol
     and bars.ts >= factors.valid_from_at and bars.ts < factors.valid_to_at
-    and $as_of::date >= factors.known_from and $as_of::date < factors.known_to
-where bars.ts < ($as_of::date + 1)::timestamptz
-    {filters}
-order by bars.symbol, bars.timeframe, bars.ts
+    and {as_of}::date >= factors.known_from and {as_of}::date < factors.known_to
+where bars.ts < ({as_of}::date + 1)::timestamptz
 """
+
+_SQL = (
+    AS_OF_SELECT.format(
+        bars="read_parquet($bars)", factors="read_parquet($factors)", as_of="$as_of"
+    )
+    + "    {filters}\norder by bars.symbol, bars.timeframe, bars.ts\n"
+)
+
+
+def as_of_macro(bars: str = "bars_adjusted", factors: str = "adjustment_factors") -> str:
+    """``create macro bars_as_of(as_of) as table ...`` over two relations: the same table
+    macro the build creates in the warehouse, for any DuckDB connection over the marts."""
+    return "create or replace macro bars_as_of(as_of) as table " + AS_OF_SELECT.format(
+        bars=bars, factors=factors, as_of="as_of"
+    )
 
 
 def bars_as_of(
-    paths: DataPaths,
+    paths: DataPaths | str | os.PathLike[str] | None,
     as_of: date | datetime | str,
     *,
     symbols: Sequence[str] | None = None,
     timeframe: str | None = None,
 ) -> pa.Table:
-    """Bars up to ``as_of`` (inclusive), adjusted as seen on ``as_of``."""
+    """Bars up to ``as_of`` (inclusive), adjusted as seen on ``as_of``.
+
+    ``paths`` is the data root (a path, or None for ``$DUCKMARKET_DATA`` / ./data)::
+
+        bars_as_of("data", "2023-06-30", symbols=["SYN000"], timeframe="1d")
+    """
+    if not isinstance(paths, DataPaths):
+        paths = DataPaths.from_arg(paths)
     if isinstance(as_of, datetime):
         as_of = as_of.date()
     marts = Path(os.path.realpath(paths.marts))  # both marts from one published set
+    for name in ("bars_adjusted", "adjustment_factors"):
+        if not (marts / f"{name}.parquet").is_file():
+            raise InvalidInputError(
+                f"point in time needs the {name} mart, which is not under {paths.marts}; "
+                "build the warehouse first (duckmarket build)"
+            )
     params: dict[str, object] = {
         "bars": str(marts / "bars_adjusted.parquet"),
         "factors": str(marts / "adjustment_factors.parquet"),

@@ -21,6 +21,7 @@ from __future__ import annotations
 import functools
 import logging
 import random
+import socket
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, timedelta
@@ -33,6 +34,7 @@ from ..errors import (
     InvalidInputError,
     RateLimitedError,
     SourceError,
+    SourceUnreachableError,
     SymbolNotFoundError,
     UnsupportedRequestError,
 )
@@ -378,6 +380,54 @@ def _is_rate_limit_error(exc: BaseException) -> bool:
     return "too many requests" in msg or "rate limit" in msg or " 429" in f" {msg}"
 
 
+_UNREACHABLE = (
+    "could not resolve host",
+    "name or service not known",
+    "temporary failure in name resolution",
+    "nodename nor servname",
+    "getaddrinfo failed",
+    "failed to resolve",
+    "connection refused",
+    "failed to connect",
+    "network is unreachable",
+    "no route to host",
+)
+
+
+def _is_unreachable_error(exc: BaseException) -> bool:
+    """No name resolution or no connection at all: retrying cannot help in this run."""
+    if isinstance(exc, socket.gaierror | ConnectionRefusedError):
+        return True
+    msg = str(exc).lower()
+    return any(s in msg for s in _UNREACHABLE)
+
+
+def _is_server_error(exc: BaseException) -> bool:
+    """An HTTP 5xx from Yahoo: transient, retried."""
+    status = getattr(getattr(exc, "response", None), "status_code", None)
+    if isinstance(status, int):
+        return 500 <= status < 600
+    msg = str(exc).lower()
+    return any(
+        s in msg
+        for s in (
+            "internal server error",
+            "bad gateway",
+            "service unavailable",
+            "gateway timeout",
+            " 500 ",
+            " 502 ",
+            " 503 ",
+            " 504 ",
+        )
+    )
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:300] if text else type(exc).__name__
+
+
 def _is_network_error(exc: BaseException) -> bool:
     if isinstance(exc, ConnectionError | TimeoutError | OSError):
         return True
@@ -451,42 +501,63 @@ class YFinanceSource(Source):
         return _require_aware("now", value)
 
     def _call(self, what: str, fn: Callable[[], Any], counter: list[int]) -> Any:
-        """Call ``fn`` with retries (exponential backoff + jitter) on rate limits and
-        transient network errors; every attempt counts as an API call."""
+        """Call ``fn``, retrying with exponential backoff and jitter on rate limits and
+        server errors (5xx) only. A host that cannot be reached (no name resolution,
+        connection refused) fails at once with :class:`SourceUnreachableError`; other
+        network errors fail this request. Every attempt counts as an API call, and the
+        error raised carries the count."""
         attempt = 0
         while True:
             counter[0] += 1
             try:
                 return fn()
-            except (SourceError, InvalidInputError):
+            except (SourceError, InvalidInputError) as exc:
+                exc.attempts = counter[0]  # type: ignore[union-attr]
                 raise
             except Exception as exc:
-                rate_limited = _is_rate_limit_error(exc)
-                if not rate_limited and not _is_network_error(exc):
-                    raise SourceError(
-                        f"yfinance failed on {what}: {type(exc).__name__}: {exc}"
-                    ) from exc
-                if attempt >= self.max_retries:
-                    if rate_limited:
-                        raise RateLimitedError(
-                            f"Yahoo Finance rate-limited {what} and still refused after "
-                            f"{attempt + 1} attempts; wait a few minutes (or request fewer "
-                            "symbols at a time) and run the command again. Ranges already "
-                            "fetched are kept."
-                        ) from exc
-                    raise SourceError(
-                        f"network error on {what} after {attempt + 1} attempts: "
-                        f"{type(exc).__name__}: {exc}; check the connection and retry"
-                    ) from exc
+                error = self._classify(what, exc, attempt)
+                if error is not None:
+                    error.attempts = counter[0]
+                    raise error from exc
                 delay = self.base_delay * (2**attempt) * (1.0 + 0.5 * self._rng.random())
                 log.warning(
                     "yfinance %s on %s; retrying in %.1fs",
-                    "rate limit" if rate_limited else "network error",
+                    "rate limit" if _is_rate_limit_error(exc) else "server error",
                     what,
                     delay,
                 )
                 self._sleep(delay)
                 attempt += 1
+
+    def _classify(self, what: str, exc: BaseException, attempt: int) -> SourceError | None:
+        """The error to raise for a failed attempt, or None to retry it."""
+        if _is_unreachable_error(exc):
+            return SourceUnreachableError(
+                f"Yahoo Finance cannot be reached ({_first_line(exc)}): no network, or no "
+                "name resolution. Nothing more is fetched in this run; what was fetched "
+                "before is kept"
+            )
+        rate_limited = _is_rate_limit_error(exc)
+        if not (rate_limited or _is_server_error(exc)):
+            if _is_network_error(exc):
+                return SourceError(
+                    f"network error on {what}: {type(exc).__name__}: {_first_line(exc)}; "
+                    "check the connection and retry"
+                )
+            return SourceError(f"yfinance failed on {what}: {type(exc).__name__}: {exc}")
+        if attempt < self.max_retries:
+            return None
+        if rate_limited:
+            return RateLimitedError(
+                f"Yahoo Finance rate-limited {what} and still refused after "
+                f"{attempt + 1} attempts; wait a few minutes (or request fewer "
+                "symbols at a time) and run the command again. Ranges already "
+                "fetched are kept."
+            )
+        return SourceError(
+            f"Yahoo Finance answered {what} with a server error {attempt + 1} times "
+            f"({_first_line(exc)}); try again later"
+        )
 
     def _full_actions(
         self, symbol: str, counter: list[int]

@@ -476,8 +476,9 @@ def _plan(
     if hi is not None:
         where.append("ts < ?")
         params.append(hi)
+    asked = timeframe
     timeframe = _one_timeframe(con, base, names, where, params, timeframe)
-    if timeframe is not None:
+    if asked is not None:
         where.append("timeframe = ?")
         params.append(timeframe)
     query = f"select {', '.join(select)} from ({base}) as q"
@@ -496,7 +497,8 @@ def _one_timeframe(
     timeframe: str | None,
 ) -> str | None:
     """The one timeframe an export of bars holds: the one asked for, or the only one in the
-    selection. Two timeframes never share an export (its index is by symbol and time)."""
+    selection (rows with no timeframe, such as a corporate action's, are not bars and do
+    not count). Two timeframes never share an export (its index is by symbol and time)."""
     if "timeframe" not in names:
         if timeframe is not None:
             raise InvalidInputError(
@@ -504,7 +506,7 @@ def _one_timeframe(
                 f"{', '.join(names)})"
             )
         return None
-    clause = f" where {' and '.join(where)}" if where else ""
+    clause = " where " + " and ".join([*where, "timeframe is not null"])
     try:
         held = [
             r[0]
@@ -515,7 +517,7 @@ def _one_timeframe(
     except duckdb.Error as e:
         raise InvalidInputError(f"the export query failed: {e}") from None
     if timeframe is not None:
-        if timeframe not in held:
+        if held and timeframe not in held:  # (no rows at all: "nothing to export" later)
             raise InvalidInputError(
                 f"no {timeframe} bars in the selection; it holds "
                 f"{', '.join(map(str, held)) or 'no rows'}"

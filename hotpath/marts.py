@@ -89,7 +89,11 @@ def scan_mart(
     if end is not None:
         lf = lf.filter(pl.col("ts") < pl.lit(to_datetime(end)))
     if "timeframe" in schema.names():
-        held = lf.select(pl.col("timeframe").unique().sort()).collect()["timeframe"].to_list()
+        held = (
+            lf.select(pl.col("timeframe").drop_nulls().unique().sort())
+            .collect()["timeframe"]
+            .to_list()
+        )
         if timeframe is None and len(held) > 1:
             raise InvalidInputError(
                 f"mart {name!r} holds {len(held)} timeframes here ({', '.join(map(str, held))}); "

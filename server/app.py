@@ -145,7 +145,7 @@ def create_app(config: ServerConfig) -> FastAPI:
     )
     # timestamps come back as the marts hold them, in "UTC" (not the host's "Etc/UTC",
     # which polars will not concatenate with "UTC")
-    db.execute("set TimeZone = 'UTC'")
+    db.execute("set global TimeZone = 'UTC'")  # every request's cursor inherits it
 
     app = FastAPI(
         title="duckmarket data server",

@@ -8,6 +8,7 @@ stays fast and a command loads only what it uses.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
 from datetime import datetime
@@ -38,6 +39,12 @@ def _fmt_ts(ts: datetime | None) -> str:
     if ts.hour == ts.minute == ts.second == 0:
         return f"{ts:%Y-%m-%d}"
     return f"{ts:%Y-%m-%d %H:%M}"
+
+
+def _json_default(value: object) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
 def _manager(args: argparse.Namespace):  # -> DataManager, imported lazily for a fast --help
@@ -104,9 +111,15 @@ def _run_ingest(args: argparse.Namespace, source: str, symbols: list[str], **opt
 def cmd_ingest_synthetic(args: argparse.Namespace) -> int:
     from ingest.sources.synthetic import SyntheticSource
 
-    symbols = args.symbol or SyntheticSource(seed=args.seed, n_symbols=args.symbols).list_symbols()
+    if args.symbols and all(s.isdigit() for s in args.symbols):
+        raise InvalidInputError(
+            f"--symbols takes symbols (SYN000 SYN001 ...); for a universe of "
+            f"{args.symbols[0]} symbols say --universe {args.symbols[0]}"
+        )
+    universe = SyntheticSource(seed=args.seed, n_symbols=args.universe)
+    symbols = args.symbols or universe.list_symbols()
     return _run_ingest(
-        args, "synthetic", list(symbols or []), seed=args.seed, n_symbols=args.symbols
+        args, "synthetic", list(symbols or []), seed=args.seed, n_symbols=args.universe
     )
 
 
@@ -144,7 +157,10 @@ def cmd_ingest_csv(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     dm = _manager(args)
-    stats = dm.get_cache_stats()
+    stats = dm.get_cache_stats(source=args.source, symbol=args.symbol, timeframe=args.timeframe)
+    if args.json:
+        print(json.dumps(stats, default=_json_default, indent=1))
+        return 0
     if not stats["groups"]:
         out.print(f"the lake at {stats['data_dir']} is empty; try `duckmarket demo`")
         return 0
@@ -201,11 +217,29 @@ def cmd_clear(args: argparse.Namespace) -> int:
         raise InvalidInputError("--timeframe needs --symbol (or clear everything with --all)")
     if not (args.symbol or args.all):
         raise InvalidInputError("say what to clear: --all, or --symbol SYM [--timeframe TF]")
+    if args.all and args.symbol:
+        raise InvalidInputError("--all clears everything: leave out --symbol, or --all")
     dm = _manager(args)
-    n = dm.clear_cache(symbol=args.symbol, timeframe=args.timeframe, source=args.source)
     what = (
         "everything" if args.all else args.symbol + (f" {args.timeframe}" if args.timeframe else "")
     )
+    if args.dry_run:
+        files = dm.files_to_clear(symbol=args.symbol, timeframe=args.timeframe, source=args.source)
+        dm.clear_cache(args.symbol, args.timeframe, args.source, dry_run=True)  # checks symbol
+        for path in files:
+            out.print(f"would remove {path}", highlight=False)
+        out.print(f"clear {what}: {len(files)} file(s) would be removed (dry run)")
+        return 0
+    if args.all and not args.yes:
+        if not sys.stdin.isatty():
+            raise InvalidInputError(
+                f"--all removes every file of the lake at {args.paths.lake}; add --yes to confirm"
+            )
+        answer = input(f"remove every file of the lake at {args.paths.lake}? [y/N] ")
+        if answer.strip().lower() not in ("y", "yes"):
+            out.print("nothing removed")
+            return 1
+    n = dm.clear_cache(symbol=args.symbol, timeframe=args.timeframe, source=args.source)
     out.print(f"cleared {what}: {n} file(s) removed")
     return 0
 
@@ -216,7 +250,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from ingest.sources.synthetic import SyntheticSource
 
     dm = DataManager(args.paths)
-    src = SyntheticSource(seed=42, n_symbols=args.symbols)
+    src = SyntheticSource(seed=42, n_symbols=args.universe)
     dm.add_source(src)
     symbols = src.list_symbols() or []
     out.print(f"[bold]1. ingest[/bold] {len(symbols)} synthetic symbols into {args.paths.lake}")
@@ -231,7 +265,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     rc = _run_ingest(ns, "synthetic", symbols[:2])
     if rc:
         return rc
-    cmd_status(args)
+    cmd_status(
+        argparse.Namespace(
+            **{**vars(args), "source": None, "symbol": None, "timeframe": None, "json": False}
+        )
+    )
     if cmd_verify(argparse.Namespace(**{**vars(args), "no_repair": False})):
         return 1
     from warehouse import run_build, summary
@@ -461,8 +499,12 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--force-refresh", action="store_true", help="re-fetch held ranges too")
 
     syn = isub.add_parser("synthetic", help="deterministic synthetic universe (offline)")
-    syn.add_argument("--symbols", type=int, default=30, metavar="N", help="universe size")
-    syn.add_argument("--symbol", nargs="+", help="only these generated symbols")
+    syn.add_argument(
+        "--universe", type=int, default=30, metavar="N", help="universe size (default 30)"
+    )
+    syn.add_argument(
+        "--symbols", nargs="+", metavar="SYMBOL", help="only these symbols of the universe"
+    )
     syn.add_argument("--seed", type=int, default=42)
     common(syn, "1m")
     syn.epilog = "--timeframe tick lands trades that aggregate exactly to the 1m bars"
@@ -483,6 +525,10 @@ def build_parser() -> argparse.ArgumentParser:
     csv.set_defaults(func=cmd_ingest_csv)
 
     st = sub.add_parser("status", help="what the lake holds")
+    st.add_argument("--source", help="only this source")
+    st.add_argument("--symbol", help="only this symbol")
+    st.add_argument("--timeframe", help="only this timeframe")
+    st.add_argument("--json", action="store_true", help="machine-readable, for scripts")
     st.set_defaults(func=cmd_status)
 
     ve = sub.add_parser("verify", help="check every file against the manifest and repair it")
@@ -490,20 +536,39 @@ def build_parser() -> argparse.ArgumentParser:
     ve.set_defaults(func=cmd_verify)
 
     cl = sub.add_parser("clear", help="remove all data, one symbol, or a symbol's timeframe")
-    cl.add_argument("--all", action="store_true")
-    cl.add_argument("--symbol")
-    cl.add_argument("--timeframe")
-    cl.add_argument("--source")
+    cl.add_argument("--all", action="store_true", help="every file of the lake (asks first)")
+    cl.add_argument("--symbol", help="one symbol the lake holds")
+    cl.add_argument("--timeframe", help="with --symbol: only this timeframe (tick: its trades)")
+    cl.add_argument("--source", help="only what came from this source")
+    cl.add_argument("--dry-run", action="store_true", help="list what would be removed")
+    cl.add_argument("--yes", "-y", action="store_true", help="with --all: do not ask")
     cl.set_defaults(func=cmd_clear)
 
     de = sub.add_parser("demo", help="synthetic data -> lake -> warehouse, offline")
-    de.add_argument("--symbols", type=int, default=12, metavar="N")
+    de.add_argument(
+        "--universe", type=int, default=12, metavar="N", help="synthetic symbols (default 12)"
+    )
     de.set_defaults(func=cmd_demo)
 
     add_build_command(sub)
     add_export_command(sub)
     add_serve_command(sub)
+    _data_dir_everywhere(p)
     return p
+
+
+def _data_dir_everywhere(parser: argparse.ArgumentParser) -> None:
+    """``--data-dir`` is accepted after the command too (``duckmarket status --data-dir D``)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                sub.add_argument(
+                    "--data-dir",
+                    metavar="PATH",
+                    default=argparse.SUPPRESS,
+                    help=f"data root (default: ${ENV_VAR}, else ./data)",
+                )
+                _data_dir_everywhere(sub)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

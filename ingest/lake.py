@@ -38,7 +38,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .errors import LakeLockedError
-from .manifest import Manifest, to_us
+from .manifest import DataFile, Manifest, to_us
 from .paths import DataPaths
 from .schema import (
     BARS,
@@ -513,15 +513,7 @@ class Lake:
             timeframe = parse_timeframe(timeframe)
         removed = 0
         with self.writer():
-            if timeframe is None:
-                files = self.manifest.live_files(source=source, symbol=symbol)
-            elif dataset_of(timeframe) == "ticks":  # tick files carry no timeframe key
-                files = self.manifest.live_files("ticks", source=source, symbol=symbol)
-            else:
-                files = self.manifest.live_files(
-                    "bars", source=source, symbol=symbol, timeframe=timeframe
-                )
-            for f in files:
+            for f in self.files_to_clear(symbol, timeframe, source):
                 p = self.root / f.path
                 with contextlib.suppress(FileNotFoundError):
                     p.unlink()
@@ -533,6 +525,21 @@ class Lake:
                     shutil.rmtree(self.root / name, ignore_errors=True)
             self.manifest.clear_coverage(source=source, symbol=symbol, timeframe=timeframe)
         return removed
+
+    def files_to_clear(
+        self,
+        symbol: str | None = None,
+        timeframe: str | None = None,
+        source: str | None = None,
+    ) -> list[DataFile]:
+        """The live files :meth:`clear` would remove for the same arguments."""
+        if timeframe is not None:
+            timeframe = parse_timeframe(timeframe)
+        if timeframe is None:
+            return self.manifest.live_files(source=source, symbol=symbol)
+        if dataset_of(timeframe) == "ticks":  # tick files carry no timeframe key
+            return self.manifest.live_files("ticks", source=source, symbol=symbol)
+        return self.manifest.live_files("bars", source=source, symbol=symbol, timeframe=timeframe)
 
     # -- verify --------------------------------------------------------------------------
 

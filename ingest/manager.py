@@ -409,14 +409,34 @@ class DataManager:
 
     # -- housekeeping --------------------------------------------------------------------
 
-    def get_cache_stats(self) -> dict[str, Any]:
-        """What the lake holds: totals and one row per (dataset, source, timeframe)."""
+    def get_cache_stats(
+        self,
+        *,
+        source: str | None = None,
+        symbol: str | None = None,
+        timeframe: str | None = None,
+    ) -> dict[str, Any]:
+        """What the lake holds: totals and one row per (dataset, source, timeframe), for
+        every series or those of ``source``, ``symbol`` and ``timeframe``."""
+        clauses, params = ["superseded_at is null"], []
+        tf = None if timeframe is None else parse_timeframe(timeframe)
+        for column, value in (
+            ("source", source),
+            ("symbol", None if symbol is None else validate_symbol(symbol)),
+            ("timeframe", None if tf == TICK else tf),
+            ("dataset", "ticks" if tf == TICK else None),  # tick files carry no timeframe
+        ):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        where = " and ".join(clauses)
         rows = self.lake.manifest.query(
-            """select dataset, source, timeframe, count(distinct symbol) as symbols,
+            f"""select dataset, source, timeframe, count(distinct symbol) as symbols,
                       count(*) as files, sum(rows) as rows, sum(bytes) as bytes,
                       min(min_us) as min_us, max(max_us) as max_us
-               from data_files where superseded_at is null and dataset != 'rejects'
-               group by dataset, source, timeframe order by dataset, source, timeframe"""
+               from data_files where {where} and dataset != 'rejects'
+               group by dataset, source, timeframe order by dataset, source, timeframe""",
+            params,
         )
         groups = []
         for r in rows:
@@ -434,8 +454,9 @@ class DataManager:
         return {
             "data_dir": str(self.paths.root),
             "symbols": self.lake.manifest.query(
-                """select count(*) as n from (select distinct source, symbol from data_files
-                   where superseded_at is null and dataset = 'bars')"""
+                f"""select count(*) as n from (select distinct source, symbol from data_files
+                   where {where} and dataset = 'bars')""",
+                params,
             )[0]["n"],
             "files": sum(g["files"] for g in groups),
             "rows": sum(g["rows"] for g in groups if g["dataset"] == "bars"),
@@ -447,18 +468,54 @@ class DataManager:
         }
 
     def clear_cache(
-        self, symbol: str | None = None, timeframe: str | None = None, source: str | None = None
+        self,
+        symbol: str | None = None,
+        timeframe: str | None = None,
+        source: str | None = None,
+        *,
+        dry_run: bool = False,
     ) -> int:
         """Remove everything, one symbol, or one symbol's timeframe (``tick`` for its trades);
-        returns files removed."""
-        n = self.lake.clear(
-            symbol=None if symbol is None else validate_symbol(symbol),
-            timeframe=None if timeframe is None else parse_timeframe(timeframe),
-            source=source,
-        )
+        returns the files removed (with ``dry_run``, the files that would be: see
+        :meth:`files_to_clear` for their paths). A symbol the lake does not hold is an
+        error, not a silent no-op."""
+        symbol = None if symbol is None else validate_symbol(symbol)
+        timeframe = None if timeframe is None else parse_timeframe(timeframe)
+        if symbol is not None:
+            held = self.lake.manifest.query(
+                "select 1 from coverage where symbol = ? union all "
+                "select 1 from data_files where symbol = ? and superseded_at is null limit 1",
+                (symbol, symbol),
+            )
+            if not held:
+                known = [
+                    r["symbol"]
+                    for r in self.lake.manifest.query(
+                        "select distinct symbol from data_files where superseded_at is null "
+                        "and symbol is not null order by 1 limit 20"
+                    )
+                ]
+                raise InvalidInputError(
+                    f"the lake holds nothing for {symbol!r} (it holds "
+                    f"{', '.join(known) or 'no symbol yet'})"
+                )
+        if dry_run:
+            return len(self.lake.files_to_clear(symbol, timeframe, source))
+        n = self.lake.clear(symbol=symbol, timeframe=timeframe, source=source)
         with self.lake.writer():
             self.lake.manifest.write_mirror(self.paths.lake / "_manifest")
         return n
+
+    def files_to_clear(
+        self, symbol: str | None = None, timeframe: str | None = None, source: str | None = None
+    ) -> list[str]:
+        """Paths (relative to the lake) that :meth:`clear_cache` would remove."""
+        return [
+            f.path
+            for f in self.lake.files_to_clear(
+                None if symbol is None else validate_symbol(symbol), timeframe, source
+            )
+        ]
 
     def verify(self, repair: bool = True) -> VerifyReport:
         report = self.lake.verify(repair=repair)

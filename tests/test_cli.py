@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -28,7 +30,7 @@ def test_ingest_synthetic_as_written_then_status_and_verify(tmp_path, capsys):
         root,
         "ingest",
         "synthetic",
-        "--symbols",
+        "--universe",
         "30",
         "--timeframe",
         "1m",
@@ -54,7 +56,7 @@ def test_ingest_synthetic_as_written_then_status_and_verify(tmp_path, capsys):
         root,
         "ingest",
         "synthetic",
-        "--symbols",
+        "--universe",
         "30",
         "--timeframe",
         "1m",
@@ -72,7 +74,7 @@ def test_data_root_from_environment_variable(tmp_path, capsys, monkeypatch):
         capsys,
         "ingest",
         "synthetic",
-        "--symbols",
+        "--universe",
         "2",
         "--timeframe",
         "1d",
@@ -220,8 +222,11 @@ def test_failed_symbols_give_a_non_zero_exit_and_a_hint(tmp_path, capsys, monkey
     [
         (["ingest", "synthetic", "--timeframe", "7m"], "unknown timeframe"),
         (["ingest", "synthetic", "--start", "yesterday"], "not a date"),
-        (["ingest", "synthetic", "--symbol", "../../etc"], "looks like a file path"),
+        (["ingest", "synthetic", "--symbols", "../../etc"], "looks like a file path"),
+        (["ingest", "synthetic", "--symbols", "30"], "--universe 30"),
+        (["clear", "--symbol", "NOPE"], "holds nothing for"),
         (["clear"], "say what to clear"),
+        (["build"], "holds no bars yet"),
         (["clear", "--timeframe", "1m"], "needs --symbol"),
         (["ingest", "csv", "/nonexistent/file.csv", "--symbol", "X"], "nonexistent"),
     ],
@@ -241,7 +246,7 @@ def test_clear_symbol_and_timeframe(tmp_path, capsys):
         root,
         "ingest",
         "synthetic",
-        "--symbols",
+        "--universe",
         "3",
         "--timeframe",
         "1d",
@@ -253,7 +258,39 @@ def test_clear_symbol_and_timeframe(tmp_path, capsys):
     rc, out, _ = run(capsys, "--data-dir", root, "clear", "--symbol", "SYN000", "--timeframe", "1d")
     assert rc == 0
     assert "1 file(s) removed" in out
-    rc, out, _ = run(capsys, "--data-dir", root, "clear", "--all")
+    rc, out, err = run(capsys, "--data-dir", root, "clear", "--all")
+    assert rc != 0 and "--yes" in err  # no terminal to ask: --all needs --yes
+    rc, out, _ = run(capsys, "--data-dir", root, "clear", "--all", "--dry-run")
+    assert rc == 0 and "would be removed" in out
+    rc, out, _ = run(capsys, "--data-dir", root, "clear", "--all", "--yes")
     assert rc == 0
     rc, out, _ = run(capsys, "--data-dir", root, "status")
     assert "empty" in out
+
+
+def test_data_dir_after_the_command_and_status_for_scripts(tmp_path, capsys):
+    root = str(tmp_path / "d")
+    argv = ["ingest", "synthetic", "--universe", "3", "--timeframe", "1d"]
+    rc, _, _ = run(
+        capsys, *argv, "--start", "2023-01-01", "--end", "2023-02-01", "--data-dir", root
+    )
+    assert rc == 0
+    rc, out, _ = run(capsys, "status", "--json", "--data-dir", root)
+    assert rc == 0
+    stats = json.loads(out)
+    assert stats["symbols"] == 3 and stats["data_dir"] == str(Path(root).resolve())
+    rc, out, _ = run(capsys, "status", "--json", "--symbol", "SYN001", "--data-dir", root)
+    one = json.loads(out)
+    assert one["symbols"] == 1 and one["groups"][0]["timeframe"] == "1d"
+    assert datetime.fromisoformat(one["groups"][0]["first"]).year == 2023
+    rc, out, _ = run(capsys, "--data-dir", root, "status", "--timeframe", "1m", "--json")
+    assert json.loads(out)["groups"] == []
+
+
+def test_clear_dry_run_removes_nothing(tmp_path, capsys):
+    root = str(tmp_path / "d")
+    argv = ["ingest", "synthetic", "--universe", "2", "--timeframe", "1d"]
+    run(capsys, "--data-dir", root, *argv, "--start", "2023-01-01", "--end", "2023-02-01")
+    rc, out, _ = run(capsys, "--data-dir", root, "clear", "--symbol", "SYN000", "--dry-run")
+    assert rc == 0 and "would remove bars/source=synthetic/timeframe=1d/symbol=SYN000" in out
+    assert len(Lake(root).manifest.live_files("bars")) == 2

@@ -42,7 +42,7 @@ def _python_blocks() -> list[str]:
 def demo(tmp_path_factory):
     home = tmp_path_factory.mktemp("readme")
     paths = DataPaths(home / "data")
-    assert main(["--data-dir", str(paths.root), "demo", "--symbols", "4"]) == 0
+    assert main(["--data-dir", str(paths.root), "demo", "--universe", "4"]) == 0
     return {"home": home, "paths": paths}
 
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ingest.errors import DuckmarketError
+from ingest.errors import DuckmarketError, InvalidInputError
 from ingest.paths import ENV_VAR, DataPaths
 
 from .marts import current_set
@@ -160,6 +160,11 @@ def run_build(
     """Run ``dbt build`` on the data root; its last node publishes the marts (a selection
     always includes it, ``export=False`` leaves it out). Raises on a lock conflict."""
     paths.ensure()
+    if next(paths.lake.glob("bars/*/*/*/*/*.parquet"), None) is None:
+        raise InvalidInputError(
+            f"the lake at {paths.lake} holds no bars yet, so there is nothing to build: land "
+            "some first (`duckmarket demo`, or `duckmarket ingest synthetic|csv|yfinance ...`)"
+        )
     _prepare_inputs(paths)
     manifest = _manifest(paths)
     run_id: int | None = None

@@ -1,5 +1,5 @@
 -- Daily closes of one symbol as traded, split-adjusted and total-return adjusted,
--- with the factors that link them. In the DuckDB shell: replace the ref with bars_adjusted.
+-- with the factors that link them.
 select
     symbol,
     ts::date as session_date,
@@ -11,6 +11,6 @@ select
     volume,
     volume_adj,
     quality_flags
-from {{ ref('bars_adjusted') }}
+from bars_adjusted
 where symbol = 'SYN000' and timeframe = '1d'
 order by ts

@@ -13,8 +13,8 @@ select
     coverage_gaps.gap_end_at,
     coverage_gaps.missing_rows,
     coverage_gaps.gap_class
-from {{ ref('coverage_summary') }} as coverage_summary
-left join {{ ref('coverage_gaps') }} as coverage_gaps
+from coverage_summary as coverage_summary
+left join coverage_gaps as coverage_gaps
     on
         coverage_summary.source = coverage_gaps.source
         and coverage_summary.symbol = coverage_gaps.symbol

@@ -7,6 +7,6 @@ select
     volume,
     (high + low + close) / 3 as typical_price,
     ln(close_adj / lag(close_adj) over (partition by symbol order by ts)) as log_return
-from {{ ref('bars_resampled') }}
+from bars_resampled
 where timeframe = '1h' and not is_partial
 order by symbol, ts

@@ -8,7 +8,7 @@ select
     as_of.close_adj as close_adj_as_of,
     today.close_adj as close_adj_today
 from bars_as_of(date '2023-06-30') as as_of
-inner join {{ ref('bars_adjusted') }} as today
+inner join bars_adjusted as today
     on
         as_of.symbol = today.symbol
         and as_of.timeframe = today.timeframe

@@ -7,6 +7,6 @@ select
     count(*) as row_count,
     min(ts) as first_at,
     max(ts) as last_at
-from {{ ref('quality_quarantine') }}
+from quality_quarantine
 group by all
 order by row_count desc

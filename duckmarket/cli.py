@@ -146,6 +146,17 @@ def cmd_ingest_csv(args: argparse.Namespace) -> int:
             mapping=mapping or None,
             timezone=args.timezone,
             source=args.source_name,
+            symbol_info={
+                k: v
+                for k, v in {
+                    "name": args.name,
+                    "asset_class": args.asset_class,
+                    "exchange": args.exchange,
+                    "currency": args.currency,
+                    "calendar": args.calendar,
+                }.items()
+                if v is not None
+            },
         )
         total += rep.rows_written
         out.print(
@@ -318,6 +329,65 @@ def add_build_command(sub: argparse._SubParsersAction) -> None:  # type: ignore[
     p.add_argument("--full-refresh", action="store_true", help="rebuild incremental marts")
     p.add_argument("--quiet", "-q", action="store_true", help="do not echo dbt's output")
     p.set_defaults(func=cmd_build)
+
+
+def cmd_sql(args: argparse.Namespace) -> int:
+    import duckdb
+
+    from warehouse.marts import connect_marts
+
+    text = args.query
+    path = Path(text)
+    if text.endswith(".sql") or (len(text) < 4096 and path.is_file()):
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            raise InvalidInputError(f"cannot read {args.query}: {exc.strerror}") from None
+    con = connect_marts(args.paths)
+    try:
+        try:
+            table = con.execute(text).to_arrow_table()
+        except duckdb.Error as exc:
+            first = str(exc).strip().splitlines()[0]
+            raise InvalidInputError(f"the query failed: {first}") from None
+    finally:
+        con.close()
+    if args.format == "csv":
+        import pyarrow.csv as pacsv
+
+        pacsv.write_csv(table, sys.stdout.buffer)
+        return 0
+    if args.format == "json":
+        print(json.dumps(table.to_pylist(), default=str))
+        return 0
+    t = Table(show_lines=False)
+    for name in table.column_names:
+        t.add_column(name, overflow="fold")
+    for row in table.slice(0, args.max_rows).to_pylist():
+        t.add_row(*("" if v is None else str(v) for v in row.values()))
+    out.print(t)
+    more = table.num_rows - args.max_rows
+    out.print(
+        f"{table.num_rows:,} row(s)"
+        + (f"; {more:,} not shown (--max-rows N, or --format csv for all)" if more > 0 else "")
+    )
+    return 0
+
+
+def add_sql_command(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser(
+        "sql",
+        help="run SQL (or a file such as analyses/coverage_report.sql) over the marts",
+        description=(
+            "Run one query over the published marts (each a view named after its mart, plus "
+            "bars_as_of(date)), in memory: the warehouse file is never opened, so it runs "
+            "while a build does."
+        ),
+    )
+    p.add_argument("query", help="a SELECT, or a .sql file")
+    p.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    p.add_argument("--max-rows", type=int, default=50, metavar="N", help="table: rows shown")
+    p.set_defaults(func=cmd_sql)
 
 
 # --- hot path ---------------------------------------------------------------------------
@@ -522,6 +592,15 @@ def build_parser() -> argparse.ArgumentParser:
     csv.add_argument("--map", nargs="+", metavar="COL=FIELD", help="column mapping, e.g. o=open")
     csv.add_argument("--timezone", help="timezone of naive timestamps, e.g. America/New_York")
     csv.add_argument("--source-name", default="csv", help="source name in the lake (csv)")
+    csv.add_argument("--name", help="the symbol's name, e.g. 'Cal-Maine Foods'")
+    csv.add_argument(
+        "--asset-class",
+        choices=["equity", "etf", "index", "crypto", "fx", "future"],
+        help="what the symbol is (pairs are screened within an asset class)",
+    )
+    csv.add_argument("--exchange", help="MIC of its exchange, e.g. XNAS")
+    csv.add_argument("--currency", help="e.g. USD")
+    csv.add_argument("--calendar", help="exchange_calendars name for coverage, e.g. XNYS, or 24/7")
     csv.set_defaults(func=cmd_ingest_csv)
 
     st = sub.add_parser("status", help="what the lake holds")
@@ -551,6 +630,7 @@ def build_parser() -> argparse.ArgumentParser:
     de.set_defaults(func=cmd_demo)
 
     add_build_command(sub)
+    add_sql_command(sub)
     add_export_command(sub)
     add_serve_command(sub)
     _data_dir_everywhere(p)

@@ -31,6 +31,7 @@ import pyarrow.compute as pc
 from ingest.errors import InvalidInputError
 from ingest.paths import DataPaths
 from ingest.timeutil import TimeLike, to_datetime
+from warehouse.marts import connect_marts
 
 from .formats import (
     ARROW_FORMAT,
@@ -47,7 +48,7 @@ from .formats import (
     RECORD_DTYPE,
     RECORDS64_FORMAT,
 )
-from .marts import DataDir, list_marts, mart_path
+from .marts import DataDir, mart_path
 
 __all__ = ["FORMATS", "ExportResult", "export"]
 
@@ -277,14 +278,8 @@ class _Plan:
 
 
 def _connect(paths: DataPaths) -> duckdb.DuckDBPyConnection:
-    con = duckdb.connect(":memory:")
-    con.execute("set TimeZone = 'UTC'")
-    for name in list_marts(paths):
-        path = str(paths.marts / f"{name}.parquet")
-        con.execute(
-            f"create view {_ident(name)} as select * from read_parquet({_sql_literal(path)})"
-        )
-    return con
+    """Every mart of one published set as a view (``--sql`` may name any of them)."""
+    return connect_marts(paths)
 
 
 #: columns that name a mart's series, in order of preference: the export's ``symbol``

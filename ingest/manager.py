@@ -309,12 +309,14 @@ class DataManager:
         mapping: dict[str, str] | None = None,
         timezone: str | None = None,
         source: str = "csv",
+        symbol_info: Mapping[str, str] | None = None,
     ) -> WriteReport:
         """Import a local CSV or Parquet file (yfinance export or generic shape).
 
         Prices are converted to as-traded, dividends and splits go to corporate_actions,
         unparsable lines are quarantined with their reason, and the file's span is recorded
-        as coverage of ``source``."""
+        as coverage of ``source``. ``symbol_info`` describes the symbol (name, asset_class,
+        exchange, currency, timezone, calendar), which no file says."""
         from .sources.csv import read_bar_file
 
         symbol = validate_symbol(symbol)
@@ -341,7 +343,7 @@ class DataManager:
                 api_calls=0,
                 duration_s=time.perf_counter() - t0,
             )
-            self.lake.write_symbols(source, {symbol: {}})
+            self.lake.write_symbols(source, {symbol: dict(symbol_info or {})})
             m.write_mirror(self.paths.lake / "_manifest")
         return report
 

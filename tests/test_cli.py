@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
 from duckmarket.cli import main
@@ -294,3 +295,15 @@ def test_clear_dry_run_removes_nothing(tmp_path, capsys):
     rc, out, _ = run(capsys, "--data-dir", root, "clear", "--symbol", "SYN000", "--dry-run")
     assert rc == 0 and "would remove bars/source=synthetic/timeframe=1d/symbol=SYN000" in out
     assert len(Lake(root).manifest.live_files("bars")) == 2
+
+
+def test_ingest_csv_takes_the_metadata_no_file_carries(tmp_path, capsys):
+    f = tmp_path / "calm.csv"
+    f.write_text(YF_CSV)
+    root = str(tmp_path / "d")
+    argv = ["ingest", "csv", str(f), "--symbol", "CALM", "--asset-class", "equity"]
+    rc, _, _ = run(capsys, "--data-dir", root, *argv, "--calendar", "XNAS", "--currency", "USD")
+    assert rc == 0
+    rows = pq.read_table(Path(root) / "lake" / "symbols" / "source=csv" / "data.parquet")
+    row = rows.to_pylist()[0]
+    assert (row["symbol"], row["asset_class"], row["calendar"]) == ("CALM", "equity", "XNAS")

@@ -9,6 +9,7 @@ server's SQL, which must agree.
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from pathlib import Path
@@ -194,3 +195,20 @@ def test_a_clean_data_dir_says_build_first(tmp_path, capsys):
     shutil.rmtree(tmp_path, ignore_errors=True)
     with pytest.raises(Exception, match="build the warehouse first"):
         bars_as_of(str(tmp_path / "data"), AS_OF)
+
+
+@pytest.mark.parametrize("analysis", sorted(p.name for p in (REPO / "analyses").glob("*.sql")))
+def test_every_analysis_runs_in_the_shell_and_over_the_marts(demo, capsys, analysis):
+    paths, sql_file = demo["paths"], REPO / "analyses" / analysis
+    # as `.read analyses/<file>` in `duckdb -readonly data/warehouse.duckdb`
+    con = duckdb.connect(str(paths.warehouse), read_only=True)
+    try:
+        con.execute("set TimeZone = 'UTC'")
+        in_shell = con.execute(sql_file.read_text()).fetchall()
+    finally:
+        con.close()
+    assert in_shell, analysis
+    # and over the published marts, with no lock on the warehouse
+    assert main(["--data-dir", str(paths.root), "sql", str(sql_file), "--format", "json"]) == 0
+    over_marts = json.loads(capsys.readouterr().out)
+    assert len(over_marts) == len(in_shell)

@@ -35,6 +35,8 @@ import duckdb
 
 from ingest.paths import DataPaths
 
+from .pit import as_of_macro
+
 ROW_GROUP_SIZE = 122_880
 SETS_DIR = ".marts"
 SET_FILE = "_set.json"
@@ -43,6 +45,7 @@ _PARTIAL = ".partial-"
 __all__ = [
     "PUBLISHED",
     "PublishedSet",
+    "connect_marts",
     "current_set",
     "publish",
     "publish_marts",
@@ -200,6 +203,25 @@ def sweep(paths: DataPaths, keep: set[str]) -> int:
             tmp.unlink()
             removed += 1
     return removed
+
+
+def connect_marts(paths: DataPaths) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB with every published mart as a view (and the table macro
+    ``bars_as_of``), all from one published set: SQL over the marts that never touches
+    the warehouse file, so it runs while dbt builds."""
+    published = Path(os.path.realpath(paths.marts))
+    con = duckdb.connect(":memory:")
+    con.execute("set TimeZone = 'UTC'")
+    names = []
+    for path in sorted(published.glob("*.parquet")) if published.is_dir() else []:
+        name = path.stem
+        literal = "'" + str(path).replace("'", "''") + "'"
+        con.execute(f"create view {_q(name)} as select * from read_parquet({literal})")
+        names.append(name)
+    if {"bars_adjusted", "adjustment_factors"} <= set(names):
+        with contextlib.suppress(duckdb.Error):  # marts of an older shape go without it
+            con.execute(as_of_macro())
+    return con
 
 
 def publish_marts(paths: DataPaths) -> PublishedSet:

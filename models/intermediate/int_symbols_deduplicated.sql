@@ -1,3 +1,7 @@
+{#- One row of metadata per symbol. The source first in var('source_precedence') wins,
+    field by field: a field the preferred source left empty comes from the next source
+    that has it. A symbol no source describes (a CSV import without --asset-class) still
+    gets a row, its asset class 'unknown', so every mart works with it. -#}
 with
 
 symbols as (
@@ -10,19 +14,41 @@ symbols as (
         exchange,
         currency,
         timezone,
-        calendar
+        calendar,
+        {{ source_rank('source') }} as source_rank
     from {{ ref('stg_lake__symbols') }}
 
 ),
 
-ranked as (
+fields_by_precedence as (
 
-    select *
+    select
+        symbol,
+        arg_min(source, source_rank) as source,
+        arg_min(symbol_name, source_rank) filter (where symbol_name is not null) as symbol_name,
+        arg_min(asset_class, source_rank) filter (where asset_class is not null) as asset_class,
+        arg_min(exchange, source_rank) filter (where exchange is not null) as exchange,
+        arg_min(currency, source_rank) filter (where currency is not null) as currency,
+        arg_min(timezone, source_rank) filter (where timezone is not null) as timezone,
+        arg_min(calendar, source_rank) filter (where calendar is not null) as calendar
     from symbols
-    qualify row_number() over (
-            partition by symbol order by {{ source_rank('source') }}, source
-        ) = 1
+    group by symbol
+
+),
+
+described as (
+
+    select
+        source,
+        symbol,
+        symbol_name,
+        coalesce(asset_class, 'unknown') as asset_class,
+        exchange,
+        currency,
+        timezone,
+        calendar
+    from fields_by_precedence
 
 )
 
-select * from ranked
+select * from described

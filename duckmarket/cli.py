@@ -15,6 +15,7 @@ from datetime import datetime
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -98,7 +99,7 @@ def _run_ingest(args: argparse.Namespace, source: str, symbols: list[str], **opt
         f"held, {rejected} row(s) quarantined, {report.duration_s:.1f} s"
     )
     for r in report.failed:
-        err.print(f"[red]failed[/red] {r.symbol}: {r.error}")
+        err.print(f"[red]failed[/red] {escape(r.symbol)}: {escape(r.error or '')}")
     if report.failed:
         err.print(
             f"{len(report.failed)} symbol(s) failed; what was fetched is kept. "
@@ -117,14 +118,28 @@ def cmd_ingest_synthetic(args: argparse.Namespace) -> int:
             f"{args.symbols[0]} symbols say --universe {args.symbols[0]}"
         )
     universe = SyntheticSource(seed=args.seed, n_symbols=args.universe)
-    symbols = args.symbols or universe.list_symbols()
+    symbols = _symbols(args.symbols, args.symbols_file) or universe.list_symbols()
     return _run_ingest(
         args, "synthetic", list(symbols or []), seed=args.seed, n_symbols=args.universe
     )
 
 
+def _symbols(given: list[str] | None, path: str | None) -> list[str]:
+    """Symbols named on the command line, then those of --symbols-file, each once."""
+    from ingest.universe import read_symbols_file
+
+    listed = read_symbols_file(path) if path else []
+    return list(dict.fromkeys([*(given or []), *listed]))
+
+
 def cmd_ingest_yfinance(args: argparse.Namespace) -> int:
-    return _run_ingest(args, "yfinance", args.tickers)
+    symbols = _symbols(args.tickers, args.symbols_file)
+    if not symbols:
+        raise InvalidInputError(
+            "name the symbols to fetch (duckmarket ingest yfinance AAPL MSFT) or give a "
+            "file of them (--symbols-file universe.txt)"
+        )
+    return _run_ingest(args, "yfinance", symbols)
 
 
 def cmd_ingest_csv(args: argparse.Namespace) -> int:
@@ -137,32 +152,58 @@ def cmd_ingest_csv(args: argparse.Namespace) -> int:
         k, v = item.split("=", 1)
         mapping[k.strip()] = v.strip()
     dm = DataManager(args.paths)
-    total = 0
-    for path in args.files:
-        rep = dm.import_file(
-            path,
+    info = {
+        "name": args.name,
+        "asset_class": args.asset_class,
+        "exchange": args.exchange,
+        "currency": args.currency,
+        "calendar": args.calendar,
+    }
+    with _progress() as bar:
+        task = bar.add_task("import", total=None, symbol="")
+
+        def tick(name: str, i: int, n: int) -> None:
+            bar.update(task, total=n, completed=i, symbol=name)
+
+        results = dm.import_files(
+            args.files,
             symbol=args.symbol,
             timeframe=args.timeframe,
             mapping=mapping or None,
             timezone=args.timezone,
             source=args.source_name,
-            symbol_info={
-                k: v
-                for k, v in {
-                    "name": args.name,
-                    "asset_class": args.asset_class,
-                    "exchange": args.exchange,
-                    "currency": args.currency,
-                    "calendar": args.calendar,
-                }.items()
-                if v is not None
-            },
+            symbol_info={k: v for k, v in info.items() if v is not None},
+            split_adjusted={"as-traded": False, "split-adjusted": True}.get(args.prices),
+            progress=tick,
         )
-        total += rep.rows_written
-        out.print(
-            f"{path}: {rep.rows_written:,} rows into {args.source_name}/{args.symbol}"
-            f"/{args.timeframe}, {rep.rejected} row(s) quarantined"
+    failed = [r for r in results if r.error]
+    landed = [r for r in results if not r.error and r.symbol]
+    many = len(results) > 20
+    for r in results:
+        if r.error:
+            err.print(f"[red]error:[/red] {escape(r.error)}", highlight=False)
+        elif not many or r.rejected:
+            where = f"{args.source_name}/{r.symbol}/{r.timeframe}" if r.symbol else "-"
+            out.print(
+                f"{r.path}: {r.rows:,} rows into {where}, {r.rejected} row(s) quarantined",
+                markup=False,
+            )
+        if not r.error and not many:
+            for note in r.notes:
+                out.print(f"  {note}", markup=False)
+    out.print(
+        f"csv: {len(landed)} series of {len({r.symbol for r in landed})} symbol(s) from "
+        f"{len({r.path for r in results})} file(s), {sum(r.rows for r in landed):,} rows "
+        f"written, {sum(r.rejected for r in results):,} row(s) quarantined"
+        + ("; files with quarantined rows listed above" if many else "")
+    )
+    if failed and landed:
+        err.print(
+            f"{len(failed)} file(s) could not be read; the others are in the lake. "
+            "Fix those and re-run the same command: files already imported are not duplicated."
         )
+    if failed:
+        return 2
     return 0
 
 
@@ -575,21 +616,49 @@ def build_parser() -> argparse.ArgumentParser:
     syn.add_argument(
         "--symbols", nargs="+", metavar="SYMBOL", help="only these symbols of the universe"
     )
+    syn.add_argument("--symbols-file", metavar="FILE", help="only the symbols listed in this file")
     syn.add_argument("--seed", type=int, default=42)
     common(syn, "1m")
     syn.epilog = "--timeframe tick lands trades that aggregate exactly to the 1m bars"
     syn.set_defaults(func=cmd_ingest_synthetic)
 
     yf = isub.add_parser("yfinance", help="Yahoo Finance via yfinance (needs the network)")
-    yf.add_argument("tickers", nargs="+", metavar="SYMBOL")
+    yf.add_argument("tickers", nargs="*", metavar="SYMBOL")
+    yf.add_argument(
+        "--symbols-file",
+        metavar="FILE",
+        help="symbols from a file: one per line, # comments, or a CSV's symbol/ticker column",
+    )
     common(yf)
     yf.set_defaults(func=cmd_ingest_yfinance)
 
     csv = isub.add_parser("csv", help="import CSV or Parquet files (yfinance or generic shape)")
-    csv.add_argument("files", nargs="+", metavar="FILE")
-    csv.add_argument("--symbol", required=True)
-    csv.add_argument("--timeframe", "-t", default="1d")
-    csv.add_argument("--map", nargs="+", metavar="COL=FIELD", help="column mapping, e.g. o=open")
+    csv.add_argument(
+        "files",
+        nargs="+",
+        metavar="PATH",
+        help="files, or folders of per-symbol files (AAPL.csv; zipline csvdir daily/ minute/)",
+    )
+    csv.add_argument(
+        "--symbol",
+        help="the symbol of a one-symbol file (default: its symbol column, else its file name)",
+    )
+    csv.add_argument(
+        "--timeframe", "-t", help="bar length (default 1d; csvdir folders: daily 1d, minute 1m)"
+    )
+    csv.add_argument(
+        "--map",
+        nargs="+",
+        metavar="COL=FIELD",
+        help="column mapping, e.g. o=open Ticker=symbol",
+    )
+    csv.add_argument(
+        "--prices",
+        choices=["auto", "as-traded", "split-adjusted"],
+        default="auto",
+        help="are the prices split-adjusted? auto: judged from the price move at each split "
+        "(default)",
+    )
     csv.add_argument("--timezone", help="timezone of naive timestamps, e.g. America/New_York")
     csv.add_argument("--source-name", default="csv", help="source name in the lake (csv)")
     csv.add_argument("--name", help="the symbol's name, e.g. 'Cal-Maine Foods'")
@@ -658,7 +727,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except DuckmarketError as exc:
-        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
         return exc.exit_code
     except KeyboardInterrupt:
         err.print("interrupted; committed data is kept, re-run to continue")

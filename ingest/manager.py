@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -72,7 +73,25 @@ class IngestReport:
         return not self.failed
 
 
+@dataclass
+class ImportResult:
+    """One series imported from a file (or the file's failure, with ``error`` set)."""
+
+    path: str
+    symbol: str
+    timeframe: str
+    rows: int = 0
+    rejected: int = 0
+    notes: list[str] = field(default_factory=list)
+    error: str | None = None
+
+
 ProgressFn = Callable[[str, int, int], None]
+
+#: what a folder's files may be
+_IMPORTABLE = (".csv", ".txt", ".parquet", ".pq", ".parq")
+#: zipline csvdir's sub-folders and their timeframes
+_CSVDIR = {"daily": "1d", "minute": "1m"}
 
 
 class DataManager:
@@ -310,41 +329,164 @@ class DataManager:
         timezone: str | None = None,
         source: str = "csv",
         symbol_info: Mapping[str, str] | None = None,
+        split_adjusted: bool | None = None,
     ) -> WriteReport:
         """Import a local CSV or Parquet file (yfinance export or generic shape).
 
         Prices are converted to as-traded, dividends and splits go to corporate_actions,
         unparsable lines are quarantined with their reason, and the file's span is recorded
         as coverage of ``source``. ``symbol_info`` describes the symbol (name, asset_class,
-        exchange, currency, timezone, calendar), which no file says."""
+        exchange, currency, timezone, calendar), which no file says. A file with a symbol
+        column contributes its rows for ``symbol``; :meth:`import_files` imports every
+        symbol of a long file, or a folder of files. ``split_adjusted`` overrides the
+        reader's judgement of whether prices are split-adjusted (see
+        :func:`ingest.sources.csv.read_bar_file`)."""
         from .sources.csv import read_bar_file
 
         symbol = validate_symbol(symbol)
         tf = normalize_timeframe(timeframe)
-        imported = read_bar_file(path, timeframe=tf, mapping=mapping, timezone=timezone)
+        imported = read_bar_file(
+            path,
+            timeframe=tf,
+            mapping=mapping,
+            timezone=timezone,
+            split_adjusted=split_adjusted,
+            symbol=symbol,
+        )
+        with self.lake.writer():
+            report = self._land_imported(source, symbol, tf, imported)
+            self.lake.write_symbols(source, {symbol: dict(symbol_info or {})})
+            self.lake.manifest.write_mirror(self.paths.lake / "_manifest")
+        return report
+
+    def import_files(
+        self,
+        paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+        *,
+        symbol: str | None = None,
+        timeframe: str | None = None,
+        mapping: dict[str, str] | None = None,
+        timezone: str | None = None,
+        source: str = "csv",
+        symbol_info: Mapping[str, str] | None = None,
+        split_adjusted: bool | None = None,
+        progress: ProgressFn | None = None,
+    ) -> list[ImportResult]:
+        """Import files and folders of bars, one series per symbol and timeframe.
+
+        * a file with a symbol column (``symbol``/``ticker``, or mapped with
+          ``{"Ticker": "symbol"}``) holds many symbols: each becomes its own series;
+        * a file without one is the series of ``symbol``, else of its file name
+          (``AAPL.csv`` -> ``AAPL``);
+        * a folder is its CSV and Parquet files; a folder laid out as zipline's ``csvdir``
+          (``daily/AAPL.csv``, ``minute/AAPL.csv``) gives 1d and 1m series.
+
+        ``timeframe`` defaults to 1d (or the csvdir folder's). A file that cannot be read
+        is reported in its :class:`ImportResult` (``error``) and the others go on; bad
+        input as a whole (no such path, an empty folder, ``symbol`` with a folder) raises
+        :class:`InvalidInputError` before anything is written."""
+        from .sources.csv import read_bar_file, read_bar_files
+
+        items = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
+        if not items:
+            raise InvalidInputError("no file or folder to import")
+        tf = normalize_timeframe(timeframe) if timeframe is not None else None
+        jobs = [job for item in items for job in _import_jobs(Path(item), tf)]
+        if symbol is not None:
+            symbol = validate_symbol(symbol)
+            if any(job[2] for job in jobs):
+                raise InvalidInputError(
+                    "--symbol names the series of one file; the files of a folder are named "
+                    "by their file names (or their symbol column): leave --symbol out"
+                )
+        results: list[ImportResult] = []
+        info = dict(symbol_info or {})
+        try:
+            for i, (path, job_tf, _in_folder) in enumerate(jobs):
+                if progress is not None:
+                    progress(path.name, i, len(jobs))
+                try:
+                    if symbol is not None:
+                        series = {
+                            symbol: read_bar_file(
+                                path,
+                                timeframe=job_tf,
+                                mapping=mapping,
+                                timezone=timezone,
+                                split_adjusted=split_adjusted,
+                                symbol=symbol,
+                            )
+                        }
+                        unusable: list[tuple[int, str, str]] = []
+                    else:
+                        series, unusable = read_bar_files(
+                            path,
+                            timeframe=job_tf,
+                            mapping=mapping,
+                            timezone=timezone,
+                            split_adjusted=split_adjusted,
+                        )
+                        if "" in series:  # no symbol column: the file's name
+                            series = {_symbol_of_file(path): series.pop("")}
+                except DuckmarketError as exc:
+                    results.append(ImportResult(str(path), "", job_tf, error=str(exc)))
+                    continue
+                with self.lake.writer():
+                    if unusable:
+                        self.lake.write_rejected_lines("bars", source, "", job_tf, unusable)
+                        results.append(
+                            ImportResult(
+                                str(path),
+                                "",
+                                job_tf,
+                                rejected=len(unusable),
+                                notes=[f"{len(unusable)} row(s) name no usable symbol"],
+                            )
+                        )
+                    for sym, imported in series.items():
+                        rep = self._land_imported(source, sym, job_tf, imported)
+                        results.append(
+                            ImportResult(
+                                str(path),
+                                sym,
+                                job_tf,
+                                rows=rep.rows_written,
+                                rejected=rep.rejected,
+                                notes=list(imported.notes),
+                            )
+                        )
+                    self.lake.write_symbols(source, {sym: dict(info) for sym in series})
+            if progress is not None:
+                progress("", len(jobs), len(jobs))
+        finally:
+            if any(r.symbol for r in results):
+                with self.lake.writer():
+                    self.lake.manifest.write_mirror(self.paths.lake / "_manifest")
+        return results
+
+    def _land_imported(self, source: str, symbol: str, tf: str, imported: Any) -> WriteReport:
+        """Write one imported series (bars, actions, quarantined rows) with its fetch run
+        and coverage. The caller holds the writer lock."""
         m = self.lake.manifest
         bars = imported.bars
-        with self.lake.writer():
-            lo, hi = _span(bars, tf)
-            run = m.start_fetch_run(source, symbol, tf, lo, hi)
-            t0 = time.perf_counter()
-            report = self.lake.write_bars(source, symbol, tf, bars, fetch_run_id=run)
-            if imported.actions is not None and imported.actions.num_rows:
-                self.lake.write_actions(source, symbol, imported.actions, fetch_run_id=run)
-            if imported.rejects:
-                self.lake.write_rejected_lines("bars", source, symbol, tf, imported.rejects)
-                report.rejected += len(imported.rejects)
-            if report.rows_written:
-                m.add_coverage(source, symbol, tf, lo, hi, "fetched", run)
-            m.finish_fetch_run(
-                run,
-                "ok" if report.rows_written else "empty",
-                rows=report.rows_written,
-                api_calls=0,
-                duration_s=time.perf_counter() - t0,
-            )
-            self.lake.write_symbols(source, {symbol: dict(symbol_info or {})})
-            m.write_mirror(self.paths.lake / "_manifest")
+        lo, hi = _span(bars, tf)
+        run = m.start_fetch_run(source, symbol, tf, lo, hi)
+        t0 = time.perf_counter()
+        report = self.lake.write_bars(source, symbol, tf, bars, fetch_run_id=run)
+        if imported.actions is not None and imported.actions.num_rows:
+            self.lake.write_actions(source, symbol, imported.actions, fetch_run_id=run)
+        if imported.rejects:
+            self.lake.write_rejected_lines("bars", source, symbol, tf, imported.rejects)
+            report.rejected += len(imported.rejects)
+        if report.rows_written:
+            m.add_coverage(source, symbol, tf, lo, hi, "fetched", run)
+        m.finish_fetch_run(
+            run,
+            "ok" if report.rows_written else "empty",
+            rows=report.rows_written,
+            api_calls=0,
+            duration_s=time.perf_counter() - t0,
+        )
         return report
 
     # -- reading -------------------------------------------------------------------------
@@ -525,6 +667,52 @@ class DataManager:
             with self.lake.writer():
                 self.lake.manifest.write_mirror(self.paths.lake / "_manifest")
         return report
+
+
+def _import_jobs(path: Path, timeframe: str | None) -> list[tuple[Path, str, bool]]:
+    """(file, timeframe, came from a folder) for each file a path stands for."""
+    if path.is_file():
+        return [(path, timeframe or "1d", False)]
+    if not path.is_dir():
+        raise InvalidInputError(f"{path}: no such file or folder")
+
+    def files(folder: Path) -> list[Path]:
+        return sorted(
+            p
+            for p in folder.iterdir()
+            if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in _IMPORTABLE
+        )
+
+    subs = {tf: path / name for name, tf in _CSVDIR.items() if (path / name).is_dir()}
+    if subs:  # zipline csvdir layout
+        if timeframe is not None:
+            if timeframe not in subs:
+                raise InvalidInputError(
+                    f"{path} is a csvdir folder with {', '.join(sorted(_CSVDIR))} sub-folders;"
+                    f" it has no {timeframe} bars (found: {', '.join(subs)})"
+                )
+            subs = {timeframe: subs[timeframe]}
+        jobs = [(f, tf, True) for tf, folder in subs.items() for f in files(folder)]
+    else:
+        jobs = [(f, timeframe or "1d", True) for f in files(path)]
+    if not jobs:
+        raise InvalidInputError(
+            f"{path}: no CSV or Parquet file in this folder (looked for "
+            f"{', '.join('*' + e for e in _IMPORTABLE)}"
+            + (", in daily/ and minute/)" if subs else ")")
+        )
+    return jobs
+
+
+def _symbol_of_file(path: Path) -> str:
+    """The symbol a per-symbol file is named after (``AAPL.csv`` -> ``AAPL``)."""
+    try:
+        return validate_symbol(path.stem)
+    except DuckmarketError as exc:
+        raise InvalidInputError(
+            f"{path}: the file name {path.stem!r} is not a usable symbol ({exc}); "
+            "rename the file or say --symbol"
+        ) from None
 
 
 def _span(bars: pa.Table, timeframe: str) -> tuple[datetime, datetime]:

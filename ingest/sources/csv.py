@@ -28,13 +28,13 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from ..errors import InvalidInputError, UnsupportedRequestError
+from ..errors import DuckmarketError, InvalidInputError, UnsupportedRequestError
 from ..schema import TS_TYPE
 from ..timeframes import SESSION_TIMEFRAMES, normalize_timeframe
 from .base import Capabilities, FetchResult, Source, TimeframeLimits
 from .yfinance import actions_table, unadjust_splits
 
-__all__ = ["STANDARD_COLUMNS", "CsvSource", "ImportedFile", "read_bar_file"]
+__all__ = ["STANDARD_COLUMNS", "CsvSource", "ImportedFile", "read_bar_file", "read_bar_files"]
 
 #: standard column -> header spellings recognised without a mapping (case-insensitive)
 STANDARD_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -46,7 +46,8 @@ STANDARD_COLUMNS: dict[str, tuple[str, ...]] = {
     "volume": ("volume",),
     "adj_close": ("adj close", "adj_close", "adjclose", "adjusted close"),
     "dividends": ("dividends", "dividend"),
-    "stock_splits": ("stock splits", "stock_splits", "splits"),
+    "stock_splits": ("stock splits", "stock_splits", "splits", "split"),
+    "symbol": ("symbol", "ticker"),
 }
 REQUIRED = ("ts", "open", "high", "low", "close", "volume")
 _NUMERIC = ("open", "high", "low", "close", "volume", "adj_close", "dividends", "stock_splits")
@@ -159,6 +160,12 @@ def _resolve(
     return out
 
 
+def _in_file_order(names: list[str], cols: dict[str, str]) -> list[str]:
+    """The columns used, in the file's order (so a rejected row reads as the file does)."""
+    used = set(cols.values())
+    return list(dict.fromkeys(n for n in names if n in used))
+
+
 def _read_csv_fast(
     path: Path, names: list[str], header_lines: int, cols: dict[str, str], intraday: bool
 ) -> pl.DataFrame | None:
@@ -167,6 +174,8 @@ def _read_csv_fast(
 
     types: dict[str, pa.DataType] = {cols[c]: pa.float64() for c in _NUMERIC if c in cols}
     types[cols["ts"]] = TS_TYPE if intraday else pa.string()
+    if "symbol" in cols:
+        types[cols["symbol"]] = pa.string()
     try:
         table = pacsv.read_csv(
             path,
@@ -175,7 +184,7 @@ def _read_csv_fast(
             ),
             convert_options=pacsv.ConvertOptions(
                 column_types=types,
-                include_columns=list(dict.fromkeys(cols.values())),
+                include_columns=_in_file_order(names, cols),
                 strings_can_be_null=True,
             ),
         )
@@ -188,7 +197,7 @@ def _read_csv_text(
     path: Path, names: list[str], header_lines: int, cols: dict[str, str]
 ) -> pl.DataFrame:
     """Every needed column as text (the fallback that lets bad rows be rejected one by one)."""
-    wanted = list(dict.fromkeys(cols.values()))
+    wanted = _in_file_order(names, cols)
     try:
         df = pl.read_csv(
             path,
@@ -228,7 +237,7 @@ def _typed_intraday_bars(table: pa.Table, cols: dict[str, str]) -> pa.Table | No
     """The zero-copy path for a Parquet file that is already what the lake stores: intraday
     bars with a tz-aware timestamp, numeric prices, no corporate-action columns and strictly
     increasing timestamps. Anything else (None) takes the general path."""
-    if "dividends" in cols or "stock_splits" in cols:
+    if "dividends" in cols or "stock_splits" in cols or "symbol" in cols:
         return None
     ts = table.column(cols["ts"])
     if not (pa.types.is_timestamp(ts.type) and ts.type.tz) or ts.null_count:
@@ -323,28 +332,29 @@ def _bad_text(raw: pl.Series, parsed: pl.Series) -> pl.Series:
 # --- the reader -------------------------------------------------------------------------
 
 
-def read_bar_file(
-    path: str | Path,
-    *,
-    timeframe: str,
-    mapping: dict[str, str] | None = None,
-    timezone: str | None = None,
-    ts_column: str | None = None,
-    split_adjusted: bool | None = None,
-    currency: str | None = None,
-) -> ImportedFile:
-    """Read one CSV or Parquet file of bars for one symbol.
+@dataclass
+class _Loaded:
+    """A file's needed columns, before parsing: raw values, where they came from."""
 
-    ``mapping`` maps the file's column names to standard names; standard names are also
-    recognised case-insensitively without one. ``timezone`` is the clock of naive
-    timestamps (required when there are any, for intraday files). ``split_adjusted``
-    says whether prices are split-adjusted Yahoo-style (default: when the file has a
-    Stock Splits column); such prices are un-adjusted with that column. Daily and weekly
-    bars get ``ts`` = the session date at 00:00 UTC.
-    """
+    path: Path
+    raw: pl.DataFrame
+    cols: dict[str, str]
+    #: the values were parsed by the typed reader (numbers are numbers, no text to reject)
+    fast: bool
+    #: the zero-copy Parquet path's result, when it applies
+    typed: pa.Table | None = None
+
+
+def _load(
+    path: str | Path,
+    timeframe: str,
+    mapping: dict[str, str] | None,
+    ts_column: str | None,
+) -> _Loaded:
     path = Path(path)
-    tf = normalize_timeframe(timeframe)
-    intraday = tf not in SESSION_TIMEFRAMES
+    intraday = normalize_timeframe(timeframe) not in SESSION_TIMEFRAMES
+    if path.is_dir():
+        raise _fail(path, "is a folder; import a folder with DataManager.import_files")
     if not path.is_file():
         raise InvalidInputError(f"{path}: no such file")
     if path.stat().st_size == 0:
@@ -355,8 +365,8 @@ def read_bar_file(
         cols = _resolve(path, table.column_names, mapping, ts_column)
         typed = _typed_intraday_bars(table, cols) if intraday else None
         if typed is not None:
-            return ImportedFile(bars=typed)
-        raw = pl.from_arrow(table.select(list(dict.fromkeys(cols.values()))))
+            return _Loaded(path, pl.DataFrame(), cols, True, typed)
+        raw = pl.from_arrow(table.select(_in_file_order(table.column_names, cols)))
         assert isinstance(raw, pl.DataFrame)
         fast = False
     else:
@@ -369,7 +379,178 @@ def read_bar_file(
         raw = parsed if parsed is not None else _read_csv_text(path, names, header_lines, cols)
     if raw.height == 0:
         raise _fail(path, "the file has a header but no rows")
+    return _Loaded(path, raw, cols, fast)
 
+
+def _split_by_symbol(
+    loaded: _Loaded,
+) -> tuple[dict[str, tuple[pl.DataFrame, np.ndarray]], list[tuple[int, str, str]]]:
+    """symbol -> (its rows, their row numbers in the file), in order of first appearance;
+    and the rows whose symbol is missing or not a usable symbol (rejected)."""
+    from ..schema import validate_symbol
+
+    raw = loaded.raw
+    col = loaded.cols["symbol"]
+    text = raw.get_column(col).cast(pl.String).str.strip_chars()
+    rows = raw.with_columns(text.alias(col)).with_row_index("_row")
+    groups: dict[str, tuple[pl.DataFrame, np.ndarray]] = {}
+    unusable: list[tuple[int, str, str]] = []
+    for (value,), part in rows.partition_by(col, maintain_order=True, as_dict=True).items():
+        numbers = part.get_column("_row").to_numpy().astype(np.int64)
+        part = part.drop("_row")
+        try:
+            if value is None or value == "":
+                raise InvalidInputError("missing symbol")
+            symbol = validate_symbol(str(value))
+        except DuckmarketError as exc:
+            why = str(exc) if value in (None, "") else f"bad symbol {value!r}: {exc}"
+            unusable += [(int(n), why, _row_text(part, k)) for k, n in enumerate(numbers)]
+            continue
+        groups[symbol] = (part, numbers)
+    if not groups:
+        raise _fail(loaded.path, f"no row has a usable symbol in column {col!r}")
+    if len(unusable) > raw.height * _MAX_BAD_FRACTION:
+        raise _fail(
+            loaded.path,
+            f"{len(unusable)} of {raw.height} rows have no usable symbol "
+            f"(e.g. row {unusable[0][0]}: {unusable[0][1]})",
+        )
+    return groups, sorted(unusable)
+
+
+def read_bar_file(
+    path: str | Path,
+    *,
+    timeframe: str,
+    mapping: dict[str, str] | None = None,
+    timezone: str | None = None,
+    ts_column: str | None = None,
+    split_adjusted: bool | None = None,
+    currency: str | None = None,
+    symbol: str | None = None,
+) -> ImportedFile:
+    """Read one CSV or Parquet file of bars for one symbol.
+
+    ``mapping`` maps the file's column names to standard names; standard names are also
+    recognised case-insensitively without one. ``timezone`` is the clock of naive
+    timestamps (required when there are any, for intraday files). ``split_adjusted`` says
+    whether prices are split-adjusted (Yahoo-style) and must be un-adjusted with the
+    file's split column; by default the data decides (see :func:`_judge_split_adjusted`).
+    Daily and weekly bars get ``ts`` = the session date at 00:00 UTC.
+
+    A file with a symbol column (``symbol``/``ticker``, or mapped to ``symbol``) must
+    hold one symbol, or ``symbol`` says which one to read; :func:`read_bar_files` reads
+    all of them.
+    """
+    loaded = _load(path, timeframe, mapping, ts_column)
+    if loaded.typed is not None:
+        return ImportedFile(bars=loaded.typed)
+    if "symbol" not in loaded.cols:
+        return _parse(loaded, loaded.raw, None, timeframe, timezone, split_adjusted, currency)
+    groups, unusable = _split_by_symbol(loaded)
+    if symbol is None:
+        if len(groups) > 1:
+            names = list(groups)
+            more = f", ... ({len(names)} in all)" if len(names) > 5 else ""
+            raise _fail(
+                loaded.path,
+                f"holds {len(names)} symbols ({', '.join(names[:5])}{more}); say which one "
+                "to read, or import them all (duckmarket ingest csv without --symbol, "
+                "DataManager.import_files)",
+            )
+        symbol = next(iter(groups))
+    if symbol not in groups:
+        raise _fail(
+            loaded.path,
+            f"has no rows for {symbol!r} in column {loaded.cols['symbol']!r}; it holds "
+            f"{', '.join(list(groups)[:5])}",
+        )
+    part, numbers = groups[symbol]
+    one = _parse(loaded, part, numbers, timeframe, timezone, split_adjusted, currency)
+    if unusable and len(groups) == 1:  # rows without a symbol in a one-symbol file
+        one.rejects = sorted(one.rejects + unusable)
+    return one
+
+
+def read_bar_files(
+    path: str | Path,
+    *,
+    timeframe: str,
+    mapping: dict[str, str] | None = None,
+    timezone: str | None = None,
+    ts_column: str | None = None,
+    split_adjusted: bool | None = None,
+    currency: str | None = None,
+) -> tuple[dict[str, ImportedFile], list[tuple[int, str, str]]]:
+    """Read a long file (one row per symbol and bar, a ``symbol``/``ticker`` column) into
+    one :class:`ImportedFile` per symbol, in order of first appearance; rejected row
+    numbers are the file's. Also the rows that name no usable symbol (row, reason, text).
+
+    A file without a symbol column is read as one unnamed series, under the key ``""``.
+    """
+    loaded = _load(path, timeframe, mapping, ts_column)
+    if loaded.typed is not None:
+        return {"": ImportedFile(bars=loaded.typed)}, []
+    if "symbol" not in loaded.cols:
+        one = _parse(loaded, loaded.raw, None, timeframe, timezone, split_adjusted, currency)
+        return {"": one}, []
+    groups, unusable = _split_by_symbol(loaded)
+    out = {
+        sym: _parse(loaded, part, numbers, timeframe, timezone, split_adjusted, currency)
+        for sym, (part, numbers) in groups.items()
+    }
+    return out, unusable
+
+
+def _judge_split_adjusted(
+    frame: pl.DataFrame, split_dates: np.ndarray, split_ratios: np.ndarray
+) -> bool | None:
+    """Whether the prices are split-adjusted, judged by each split's price move.
+
+    Across the ex-date of an N:1 split, as-traded prices fall N-fold while split-adjusted
+    prices move as on any other day. Each split whose ratio is far enough from 1 to tell
+    (below 0.8 or above 1.25) and that has a bar on either side votes for the explanation
+    that leaves a move within a quarter of the split's log ratio (19 % for a 2:1 split)
+    from the previous close to the ex-date's open; the majority decides. None when no split
+    can tell (then the file's shape decides: Yahoo's exports are split-adjusted)."""
+    if not split_dates.size or frame.height < 2:
+        return None
+    dates = frame.get_column("_date").to_numpy().astype("datetime64[D]")
+    close = frame.get_column("close").to_numpy()
+    opens = frame.get_column("open").to_numpy()
+    votes = 0
+    for d, r in zip(split_dates, split_ratios, strict=True):
+        jump = abs(np.log(r))
+        if not np.isfinite(jump) or jump < np.log(1.25):
+            continue
+        i = int(np.searchsorted(dates, d, side="left"))
+        if i == 0 or i >= dates.size:
+            continue
+        before = close[i - 1]
+        after = opens[i] if np.isfinite(opens[i]) and opens[i] > 0 else close[i]
+        if not (before > 0 and after > 0):
+            continue
+        move = np.log(after / before)
+        as_traded, adjusted = abs(move + np.log(r)), abs(move)
+        if min(as_traded, adjusted) > jump / 4:
+            continue  # neither explains the move well: no vote
+        votes += 1 if adjusted < as_traded else -1
+    return None if votes == 0 else votes > 0
+
+
+def _parse(
+    loaded: _Loaded,
+    raw: pl.DataFrame,
+    numbers: np.ndarray | None,
+    timeframe: str,
+    timezone: str | None,
+    split_adjusted: bool | None,
+    currency: str | None,
+) -> ImportedFile:
+    """Parse one series' rows (``numbers``: their row numbers in the file, when the file
+    holds several series)."""
+    path, cols, fast = loaded.path, loaded.cols, loaded.fast
+    intraday = normalize_timeframe(timeframe) not in SESSION_TIMEFRAMES
     n = raw.height
     ts, local_date = _parse_ts(path, raw.get_column(cols["ts"]), intraday, timezone)
     values: dict[str, pl.Series] = {}
@@ -380,6 +561,9 @@ def read_bar_file(
             values[name] = _parse_numbers(r)
             if not fast:
                 bad[name] = _bad_text(r, values[name])
+
+    def row_number(i: int) -> int:
+        return i if numbers is None else int(numbers[i])
 
     # rows to reject: no usable timestamp, or unparsable numbers
     reasons = pl.DataFrame({"_ts_bad": ts.is_null(), **bad})
@@ -392,7 +576,7 @@ def read_bar_file(
         if idx.size > n * _MAX_BAD_FRACTION:
             raise _fail(
                 path,
-                f"{idx.size} of {n} rows cannot be parsed (e.g. row {idx[0]}: "
+                f"{idx.size} of {n} rows cannot be parsed (e.g. row {row_number(int(idx[0]))}: "
                 f"{_row_text(raw, int(idx[0]))!r}); check the file's format, the mapping "
                 "and the timeframe",
             )
@@ -406,7 +590,7 @@ def read_bar_file(
             for name in bad:
                 if sub[name][k]:
                     why.append(f"bad {name} {raw.get_column(cols[name])[i]!r}")
-            rejects.append((i, "; ".join(why), _row_text(raw, i)))
+            rejects.append((row_number(i), "; ".join(why), _row_text(raw, i)))
 
     keep = ~reject_mask
     notes: list[str] = []
@@ -421,10 +605,12 @@ def read_bar_file(
         dup = frame.select(~pl.col("ts").is_first_distinct()).to_series()
         if dup.any():
             for i in frame.filter(dup)["_orig"].to_list():
-                rejects.append((i, "duplicate timestamp", _row_text(raw, i)))
+                rejects.append((row_number(i), "duplicate timestamp", _row_text(raw, i)))
             frame = frame.filter(~dup)
         frame = frame.drop("_orig")
     rejects.sort()
+    if not ascending:
+        frame = frame.sort("ts", maintain_order=True)
 
     # actions (from all parsed rows, before dropping price-less ones)
     nan = float("nan")
@@ -437,7 +623,31 @@ def read_bar_file(
         s_dates, s_ratios = dates[smask], s_np[smask]
     else:
         s_dates, s_ratios = np.array([], "datetime64[D]"), np.array([], np.float64)
-    adjusted = split_adjusted if split_adjusted is not None else splits is not None
+
+    # rows without any price (e.g. a dividend-only row) are not bars
+    prices = ["open", "high", "low", "close"]
+    no_price = frame.select(
+        pl.all_horizontal([pl.col(c).is_null() | pl.col(c).is_nan() for c in prices])
+    ).to_series()
+    priced = frame.filter(~no_price) if no_price.any() else frame
+
+    adjusted = split_adjusted
+    if adjusted is None and s_dates.size:
+        yahoo = cols["stock_splits"].strip().lower() == "stock splits"
+        verdict = _judge_split_adjusted(priced, s_dates, s_ratios)
+        adjusted = yahoo if verdict is None else verdict
+        if verdict is None:
+            why = "as Yahoo exports are" if yahoo else "the default"
+            notes.append(
+                f"prices taken as {'split-adjusted' if yahoo else 'as-traded'} ({why}): no "
+                "split in the file moves the price clearly either way; --prices says otherwise"
+            )
+        elif verdict:
+            notes.append("prices are split-adjusted: they do not jump at the split(s)")
+        else:
+            notes.append("prices are as-traded: they fall by the split ratio at the split(s)")
+    adjusted = bool(adjusted) and splits is not None
+
     actions: pa.Table | None = None
     if splits is not None or divs is not None:
         d_np = divs.fill_nan(0.0).to_numpy() if divs is not None else np.zeros(len(dates))
@@ -451,19 +661,12 @@ def read_bar_file(
             dividends_split_adjusted=adjusted,
         )
 
-    # rows without any price (e.g. a dividend-only row) are not bars
-    prices = ["open", "high", "low", "close"]
-    no_price = frame.select(
-        pl.all_horizontal([pl.col(c).is_null() | pl.col(c).is_nan() for c in prices])
-    ).to_series()
     if no_price.any():
         notes.append(f"dropped {int(no_price.sum())} row(s) without prices")
-        frame = frame.filter(~no_price)
+        frame = priced
     if rejects:
         notes.append(f"rejected {len(rejects)} row(s) that could not be parsed")
 
-    if not ascending:
-        frame = frame.sort("ts", maintain_order=True)
     out: dict[str, Any] = {"ts": frame.get_column("ts").to_arrow().cast(TS_TYPE)}
     for c in ("open", "high", "low", "close", "volume"):
         out[c] = pa.array(frame.get_column(c).fill_null(nan).to_numpy(), pa.float64())
@@ -531,6 +734,7 @@ class CsvSource(Source):
                 ts_column=self.ts_column,
                 split_adjusted=self.split_adjusted,
                 currency=self.currency,
+                symbol=self.symbol,
             )
         return self._imported
 

@@ -20,10 +20,12 @@ import duckdb
 import pyarrow as pa
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 from fastapi.security import APIKeyHeader
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.staticfiles import StaticFiles
 
 from ingest.errors import DuckmarketError
 from ingest.paths import DataPaths
@@ -156,8 +158,10 @@ def create_app(config: ServerConfig) -> FastAPI:
             "Choose the format with `format=json|csv|parquet|arrow` or the Accept header; "
             "follow `next_cursor` for the next page."
         ),
+        docs_url=None,  # served below from local assets: /docs works offline
         redoc_url=None,
     )
+    _offline_docs(app)
     app.state.config = config
     app.state.keys = keys
 
@@ -452,3 +456,23 @@ def create_app(config: ServerConfig) -> FastAPI:
         return _respond(None, f, result.table.schema, result.table.to_batches(), meta, headers)
 
     return app
+
+
+def _offline_docs(app: FastAPI) -> None:
+    """Swagger UI at ``/docs`` from assets installed with the server (the fastapi-offline
+    package ships them), not from a CDN: the page works on a machine without internet."""
+    import importlib.resources
+
+    assets = importlib.resources.files("fastapi_offline") / "static"
+    app.mount("/docs/assets", StaticFiles(directory=str(assets)), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "").rstrip("/")
+        return get_swagger_ui_html(
+            openapi_url=f"{root}{app.openapi_url}",
+            title=f"{app.title} - API docs",
+            swagger_js_url=f"{root}/docs/assets/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}/docs/assets/swagger-ui.css",
+            swagger_favicon_url=f"{root}/docs/assets/favicon.png",
+        )

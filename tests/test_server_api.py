@@ -47,6 +47,22 @@ def test_openapi_describes_the_versioned_routes(env):
     assert "APIKeyHeader" in spec["components"]["securitySchemes"]
 
 
+def test_docs_page_works_offline(env):
+    """/docs is Swagger UI from assets the server itself serves: nothing from a CDN."""
+    import re
+
+    page = httpx.get(env["url"] + "/docs")
+    assert page.status_code == 200 and "swagger-ui" in page.text
+    refs = re.findall(r"""(?:src|href)=["']([^"']+)["']""", page.text)
+    refs += re.findall(r"""url:\s*["']([^"']+)["']""", page.text)
+    assert refs and not [r for r in refs if "//" in r], refs
+    for ref in refs:
+        got = httpx.get(env["url"] + ref)
+        assert got.status_code == 200, ref
+    js = httpx.get(env["url"] + "/docs/assets/swagger-ui-bundle.js")
+    assert len(js.content) > 500_000 and "SwaggerUIBundle" in js.text
+
+
 def test_marts_lists_built_marts_with_columns(client):
     marts = {m["name"]: m for m in client.get("/v1/marts").json()["marts"]}
     assert {"bars_adjusted", "adjustment_factors", "coverage_summary"} <= set(marts)

@@ -145,12 +145,22 @@ def cmd_ingest_yfinance(args: argparse.Namespace) -> int:
 def cmd_ingest_csv(args: argparse.Namespace) -> int:
     from ingest.manager import DataManager
 
-    mapping = {}
+    mapping: dict[str, str] = {}
     for item in args.map or []:
         if "=" not in item:
             raise InvalidInputError(f"--map {item!r}: use FILE_COLUMN=FIELD, e.g. --map o=open")
-        k, v = item.split("=", 1)
-        mapping[k.strip()] = v.strip()
+        k, v = (x.strip() for x in item.split("=", 1))
+        if k in mapping and mapping[k] != v:
+            raise InvalidInputError(
+                f"--map maps column {k!r} twice (to {mapping[k]!r} and to {v!r}); a column "
+                "can stand for one field"
+            )
+        twice = [c for c, f in mapping.items() if f == v and c != k]
+        if twice:
+            raise InvalidInputError(
+                f"--map maps columns {twice[0]!r} and {k!r} both to {v!r}; say which one"
+            )
+        mapping[k] = v
     dm = DataManager(args.paths)
     info = {
         "name": args.name,
@@ -174,6 +184,7 @@ def cmd_ingest_csv(args: argparse.Namespace) -> int:
             source=args.source_name,
             symbol_info={k: v for k, v in info.items() if v is not None},
             split_adjusted={"as-traded": False, "split-adjusted": True}.get(args.prices),
+            date_format=args.date_format,
             progress=tick,
         )
     failed = [r for r in results if r.error]
@@ -191,19 +202,20 @@ def cmd_ingest_csv(args: argparse.Namespace) -> int:
         if not r.error and not many:
             for note in r.notes:
                 out.print(f"  {note}", markup=False)
-    out.print(
-        f"csv: {len(landed)} series of {len({r.symbol for r in landed})} symbol(s) from "
-        f"{len({r.path for r in results})} file(s), {sum(r.rows for r in landed):,} rows "
-        f"written, {sum(r.rejected for r in results):,} row(s) quarantined"
-        + ("; files with quarantined rows listed above" if many else "")
-    )
+    if landed or len(results) > 1:
+        out.print(
+            f"csv: {len(landed)} series of {len({r.symbol for r in landed})} symbol(s) from "
+            f"{len({r.path for r in results})} file(s), {sum(r.rows for r in landed):,} rows "
+            f"written, {sum(r.rejected for r in results):,} row(s) quarantined"
+            + ("; files with quarantined rows listed above" if many else "")
+        )
     if failed and landed:
         err.print(
             f"{len(failed)} file(s) could not be read; the others are in the lake. "
             "Fix those and re-run the same command: files already imported are not duplicated."
         )
     if failed:
-        return 2
+        return 2 if landed else 1  # some files in, or none
     return 0
 
 
@@ -660,6 +672,11 @@ def build_parser() -> argparse.ArgumentParser:
         "(default)",
     )
     csv.add_argument("--timezone", help="timezone of naive timestamps, e.g. America/New_York")
+    csv.add_argument(
+        "--date-format",
+        metavar="FORMAT",
+        help="how the file writes dates, e.g. %%d/%%m/%%Y or '%%m/%%d/%%Y %%H:%%M' (strftime)",
+    )
     csv.add_argument("--source-name", default="csv", help="source name in the lake (csv)")
     csv.add_argument("--name", help="the symbol's name, e.g. 'Cal-Maine Foods'")
     csv.add_argument(

@@ -330,6 +330,7 @@ class DataManager:
         source: str = "csv",
         symbol_info: Mapping[str, str] | None = None,
         split_adjusted: bool | None = None,
+        date_format: str | None = None,
     ) -> WriteReport:
         """Import a local CSV or Parquet file (yfinance export or generic shape).
 
@@ -352,6 +353,7 @@ class DataManager:
             timezone=timezone,
             split_adjusted=split_adjusted,
             symbol=symbol,
+            date_format=date_format,
         )
         with self.lake.writer():
             report = self._land_imported(source, symbol, tf, imported)
@@ -370,6 +372,7 @@ class DataManager:
         source: str = "csv",
         symbol_info: Mapping[str, str] | None = None,
         split_adjusted: bool | None = None,
+        date_format: str | None = None,
         progress: ProgressFn | None = None,
     ) -> list[ImportResult]:
         """Import files and folders of bars, one series per symbol and timeframe.
@@ -391,7 +394,7 @@ class DataManager:
         if not items:
             raise InvalidInputError("no file or folder to import")
         tf = normalize_timeframe(timeframe) if timeframe is not None else None
-        jobs = [job for item in items for job in _import_jobs(Path(item), tf)]
+        jobs = [job for item in items for job in _import_jobs(Path(item).expanduser(), tf)]
         if symbol is not None:
             symbol = validate_symbol(symbol)
             if any(job[2] for job in jobs):
@@ -415,6 +418,7 @@ class DataManager:
                                 timezone=timezone,
                                 split_adjusted=split_adjusted,
                                 symbol=symbol,
+                                date_format=date_format,
                             )
                         }
                         unusable: list[tuple[int, str, str]] = []
@@ -425,6 +429,7 @@ class DataManager:
                             mapping=mapping,
                             timezone=timezone,
                             split_adjusted=split_adjusted,
+                            date_format=date_format,
                         )
                         if "" in series:  # no symbol column: the file's name
                             series = {_symbol_of_file(path): series.pop("")}

@@ -215,7 +215,7 @@ def test_garbage_lines_are_rejected_with_reasons() -> None:
 def test_mostly_bad_rows_fail_the_whole_file(tmp_path: Path) -> None:
     path = tmp_path / "bad.csv"
     path.write_text("Date,Open,High,Low,Close,Volume\n2023-01-03,1,1,1,1,1\nx,y\nz,w\nq,r\n")
-    with pytest.raises(InvalidInputError, match=r"3 of 4 rows cannot be parsed"):
+    with pytest.raises(InvalidInputError, match=r"3 of 4 rows cannot be used"):
         read_bar_file(path, timeframe="1d")
 
 

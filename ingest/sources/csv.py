@@ -30,7 +30,7 @@ import pyarrow as pa
 
 from ..errors import DuckmarketError, InvalidInputError, UnsupportedRequestError
 from ..schema import TS_TYPE
-from ..timeframes import SESSION_TIMEFRAMES, normalize_timeframe
+from ..timeframes import SESSION_TIMEFRAMES, bar_length, normalize_timeframe
 from .base import Capabilities, FetchResult, Source, TimeframeLimits
 from .yfinance import actions_table, unadjust_splits
 
@@ -52,6 +52,9 @@ STANDARD_COLUMNS: dict[str, tuple[str, ...]] = {
 REQUIRED = ("ts", "open", "high", "low", "close", "volume")
 _NUMERIC = ("open", "high", "low", "close", "volume", "adj_close", "dividends", "stock_splits")
 _MAX_BAD_FRACTION = 0.5
+#: no market data is older (the NYSE's first recorded prices are from 1792, but no vendor
+#: file is); a date before this is a typo or a misread format
+_EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
 _TZ_SUFFIX = r"(Z|z|[+-]\d\d:?\d\d)$"
 
 
@@ -80,12 +83,61 @@ def _is_parquet(path: Path) -> bool:
         return fh.read(4) == b"PAR1"
 
 
+#: magic numbers of files people mistake for CSV, and what to say about them
+_MAGIC = (
+    (b"PK\x03\x04", "a zip archive (an Excel .xlsx workbook?); export the sheet as CSV (UTF-8)"),
+    (b"\xd0\xcf\x11\xe0", "an Excel .xls workbook; export the sheet as CSV (UTF-8)"),
+    (b"\x1f\x8b", "gzip-compressed; decompress it first (gunzip)"),
+    (b"BZh", "bzip2-compressed; decompress it first (bunzip2)"),
+    (b"\xfd7zXZ", "xz-compressed; decompress it first (unxz)"),
+    (b"%PDF", "a PDF document, not a table of prices"),
+)
+
+
+def _check_text(path: Path) -> None:
+    """Refuse what is not UTF-8 (or ASCII) text, saying what the file seems to be."""
+    with path.open("rb") as fh:
+        head = fh.read(8192)
+    for magic, what in _MAGIC:
+        if head.startswith(magic):
+            raise _fail(path, f"is {what}; expected CSV text (UTF-8) or Parquet")
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")) or (
+        len(head) >= 4 and head.count(b"\x00") > len(head) // 4
+    ):
+        raise _fail(
+            path,
+            "is UTF-16 text (every other byte is zero); save it as CSV UTF-8 (in Excel: "
+            "'CSV UTF-8'; or iconv -f UTF-16 -t UTF-8) and import it again",
+        )
+    controls = sum(1 for b in head if b < 32 and b not in (9, 10, 13))
+    if b"\x00" in head or controls > max(8, len(head) // 100):
+        raise _fail(
+            path,
+            "is binary data, not text; expected a CSV file (UTF-8 text with a header line) "
+            "or a Parquet file",
+        )
+
+
+def _shown(name: str) -> str:
+    """A column name as it can be printed (control characters escaped, long names cut)."""
+    text = name if name.isprintable() else repr(name)[1:-1]
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def _csv_header(path: Path) -> tuple[list[str], int]:
     """Column names and the number of header lines (3 for yfinance multi-ticker exports:
     ``Price,...`` / ``Ticker,...`` / ``Date,,,``)."""
+    _check_text(path)
+    head: list[list[str]] = []
     with path.open("r", encoding="utf-8-sig", errors="replace", newline="") as fh:
         reader = _pycsv.reader(fh)
-        head = [row for _, row in zip(range(3), reader, strict=False)]
+        try:
+            for _, row in zip(range(3), reader, strict=False):
+                head.append(row)
+        except _pycsv.Error as exc:
+            if not head:  # the header itself cannot be read
+                raise _fail(path, f"the header line cannot be read as CSV ({exc})") from None
+            # a data row the stdlib reader refuses (an enormous field): not needed here
     if not head or not any(c.strip() for c in head[0]):
         raise _fail(path, "the file is empty (no header line); expected a CSV with a header")
     names = [c.strip() for c in head[0]]
@@ -121,7 +173,8 @@ def _resolve(
         if col is None:
             raise _fail(
                 path,
-                f"mapped column {src!r} is not in the file; columns found: {', '.join(names)}",
+                f"mapped column {src!r} is not in the file; columns found: "
+                f"{', '.join(map(_shown, names))}",
             )
         if target in out:
             raise _fail(path, f"columns {out[target]!r} and {col!r} are both mapped to {target!r}")
@@ -132,7 +185,8 @@ def _resolve(
         if col is None:
             raise _fail(
                 path,
-                f"ts column {ts_column!r} is not in the file; columns found: {', '.join(names)}",
+                f"ts column {ts_column!r} is not in the file; columns found: "
+                f"{', '.join(map(_shown, names))}",
             )
         out["ts"] = col
         explicit.add("ts")
@@ -154,7 +208,7 @@ def _resolve(
         raise _fail(
             path,
             f"missing required column(s) {', '.join(missing)}; columns found: "
-            f"{', '.join(names) or '(none)'}. Pass a mapping such as "
+            f"{', '.join(map(_shown, names)) or '(none)'}. Pass a mapping such as "
             "{'timestamp': 'ts', 'o': 'open', ...} for files with other names",
         )
     return out
@@ -213,7 +267,10 @@ def _read_csv_text(
         pass
     # last resort: the stdlib reader (odd quoting, ragged rows), padded to the header
     text = path.read_text(encoding="utf-8-sig", errors="replace")
-    rows = list(_pycsv.reader(io.StringIO(text)))[header_lines:]
+    try:
+        rows = list(_pycsv.reader(io.StringIO(text)))[header_lines:]
+    except _pycsv.Error as exc:
+        raise _fail(path, f"cannot be read as CSV ({exc})") from None
     width = len(names)
     rows = [(r + [""] * width)[:width] for r in rows if r]
     data = {n: [r[i] if r[i] != "" else None for r in rows] for i, n in enumerate(names)}
@@ -231,6 +288,24 @@ def _read_parquet(path: Path) -> pa.Table:
             f"not a readable Parquet file ({exc}); it may be truncated or corrupt — "
             "re-export or re-copy it",
         ) from exc
+
+
+def _check_parquet_types(path: Path, schema: pa.Schema, cols: dict[str, str]) -> None:
+    """Refuse columns no value of which could be used (lists, structs, binary...)."""
+    for target, name in cols.items():
+        t = schema.field(name).type
+        text = pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_null(t)
+        if target == "ts":
+            ok = text or pa.types.is_timestamp(t) or pa.types.is_date(t)
+            want = "timestamps, dates or text"
+        elif target == "symbol":
+            ok = text or pa.types.is_integer(t) or pa.types.is_dictionary(t)
+            want = "text"
+        else:
+            ok = text or pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t)
+            want = "numbers"
+        if not ok:
+            raise _fail(path, f"column {name!r} ({target}) has type {t}; expected {want}")
 
 
 def _typed_intraday_bars(table: pa.Table, cols: dict[str, str]) -> pa.Table | None:
@@ -261,23 +336,123 @@ def _typed_intraday_bars(table: pa.Table, cols: dict[str, str]) -> pa.Table | No
 # --- parsing columns --------------------------------------------------------------------
 
 
+def _check_timezone(timezone: str | None) -> None:
+    if timezone is None:
+        return
+    import zoneinfo
+
+    try:
+        zoneinfo.ZoneInfo(timezone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise InvalidInputError(
+            f"unknown timezone {timezone!r}; use an IANA name such as America/New_York, "
+            "Europe/London, Asia/Tokyo or UTC"
+        ) from None
+
+
+def _localize(path: Path, naive: pl.Series, timezone: str) -> pl.Series:
+    try:
+        return naive.dt.replace_time_zone(timezone, ambiguous="earliest", non_existent="null")
+    except pl.exceptions.PolarsError as exc:  # a name zoneinfo knows and polars does not
+        raise _fail(path, f"timezone {timezone!r} cannot be used here ({exc})") from None
+
+
+#: day and month as numbers in an unknown order: 03/01/2023, 3.1.2023, 03-01-2023 10:00
+_NUMERIC_DATE = r"^(\d{1,2})[/.\-](\d{1,2})[/.\-](\d{2}|\d{4})(\D.*)?$"
+
+
+def _iso_dates(path: Path, s: pl.Series, notes: list[str]) -> pl.Series:
+    """Rewrite numeric dates (``03/01/2023``) as ISO dates when the file says which number is
+    the day (a value above 12 in one position only); refuse them when it does not."""
+    matches = s.str.contains(_NUMERIC_DATE).fill_null(False)
+    if not matches.any():
+        return s
+    g = s.filter(matches).str.extract_groups(_NUMERIC_DATE).struct.unnest()
+    g.columns = ["a", "b", "year", "rest"]
+    example = s.filter(matches)[0]
+    hint = "pass --date-format (%d/%m/%Y for day first, %m/%d/%Y for month first)"
+    if (g.get_column("year").str.len_chars() == 2).any():
+        raise _fail(path, f"dates such as {example!r} have two-digit years; {hint[:-1]}, %y)")
+    a = g.get_column("a").cast(pl.Int32)
+    b = g.get_column("b").cast(pl.Int32)
+    day_first, month_first = bool((a > 12).any()), bool((b > 12).any())
+    if day_first == month_first:
+        why = (
+            "mix day-first and month-first values"
+            if day_first
+            else "could be day/month or month/day (no value above 12 tells)"
+        )
+        raise _fail(path, f"dates such as {example!r} {why}; {hint}")
+    day, month = ("a", "b") if day_first else ("b", "a")
+    iso = g.select(
+        pl.concat_str(
+            [
+                pl.col("year"),
+                pl.lit("-"),
+                pl.col(month).str.zfill(2),
+                pl.lit("-"),
+                pl.col(day).str.zfill(2),
+                pl.col("rest").fill_null(""),
+            ]
+        )
+    ).to_series()
+    notes.append(
+        f"dates read {'day' if day_first else 'month'} first ({example!r}); "
+        "--date-format says otherwise"
+    )
+    out = s.to_list()
+    for i, v in zip(np.flatnonzero(matches.to_numpy()).tolist(), iso.to_list(), strict=True):
+        out[i] = v
+    return pl.Series(s.name, out, dtype=pl.String)
+
+
+def _parse_with_format(
+    path: Path, s: pl.Series, intraday: bool, timezone: str | None, date_format: str
+) -> tuple[pl.Series, pl.Series]:
+    utc = pl.Datetime("us", "UTC")
+    try:
+        parsed = s.str.to_datetime(format=date_format, strict=False, time_unit="us")
+    except pl.exceptions.PolarsError as exc:
+        raise InvalidInputError(f"--date-format {date_format!r} cannot be used ({exc})") from None
+    assert isinstance(parsed.dtype, pl.Datetime)
+    if parsed.dtype.time_zone is not None:  # the format has %z
+        ts = parsed.dt.convert_time_zone("UTC").cast(utc)
+        return (ts if intraday else _midnight(ts.dt.date())), ts.dt.date()
+    wall = parsed.dt.date()
+    if not intraday:
+        return _midnight(wall), wall
+    if timezone is None:
+        raise _fail(path, _naive_message())
+    local = _localize(path, parsed, timezone)
+    return local.dt.convert_time_zone("UTC").cast(utc), wall
+
+
+def _midnight(d: pl.Series) -> pl.Series:
+    return d.cast(pl.Datetime("us")).dt.replace_time_zone("UTC")
+
+
 def _parse_ts(
-    path: Path, s: pl.Series, intraday: bool, timezone: str | None
+    path: Path,
+    s: pl.Series,
+    intraday: bool,
+    timezone: str | None,
+    date_format: str | None = None,
+    notes: list[str] | None = None,
 ) -> tuple[pl.Series, pl.Series]:
     """(ts as UTC datetime[us] or null where unparsable, exchange-local date)."""
     utc = pl.Datetime("us", "UTC")
     if s.dtype == pl.Date:
         d = s
-        return d.cast(pl.Datetime("us")).dt.replace_time_zone("UTC"), d
+        return _midnight(d), d
     if isinstance(s.dtype, pl.Datetime):
         tz = s.dtype.time_zone
         if not intraday:
             d = s.dt.date()
-            return d.cast(pl.Datetime("us")).dt.replace_time_zone("UTC"), d
+            return _midnight(d), d
         if tz is None:
             if timezone is None:
                 raise _fail(path, _naive_message())
-            s = s.dt.replace_time_zone(timezone, ambiguous="earliest", non_existent="null")
+            s = _localize(path, s, timezone)
             tz = timezone
         return s.dt.convert_time_zone("UTC").cast(utc), s.dt.date()
     if s.dtype != pl.String:
@@ -286,11 +461,14 @@ def _parse_ts(
             f"the timestamp column has type {s.dtype}; expected dates, timestamps or text",
         )
     s = s.str.strip_chars()
+    if date_format is not None:
+        return _parse_with_format(path, s, intraday, timezone, date_format)
+    s = _iso_dates(path, s, notes if notes is not None else [])
     wall_date = s.str.slice(0, 10).str.to_date("%Y-%m-%d", strict=False)
     if not intraday:
         other = s.str.to_date(strict=False) if wall_date.null_count() > s.null_count() else None
         d = wall_date if other is None else wall_date.fill_null(other)
-        return d.cast(pl.Datetime("us")).dt.replace_time_zone("UTC"), d
+        return _midnight(d), d
     has_tz = s.str.contains(_TZ_SUFFIX).fill_null(False)
     aware = s.str.to_datetime(strict=False, time_zone="UTC", time_unit="us")
     aware = pl.select(pl.when(pl.lit(has_tz)).then(pl.lit(aware)).otherwise(None)).to_series()
@@ -302,7 +480,7 @@ def _parse_ts(
         if parsed_naive.any():
             if timezone is None:
                 raise _fail(path, _naive_message())
-            local = naive.dt.replace_time_zone(timezone, ambiguous="earliest", non_existent="null")
+            local = _localize(path, naive, timezone)
             ts = aware.fill_null(local.dt.convert_time_zone("UTC"))
     ts = ts.cast(utc)
     return ts, wall_date.fill_null(ts.dt.date())
@@ -363,6 +541,7 @@ def _load(
     if _is_parquet(path):
         table = _read_parquet(path)
         cols = _resolve(path, table.column_names, mapping, ts_column)
+        _check_parquet_types(path, table.schema, cols)
         typed = _typed_intraday_bars(table, cols) if intraday else None
         if typed is not None:
             return _Loaded(path, pl.DataFrame(), cols, True, typed)
@@ -427,6 +606,7 @@ def read_bar_file(
     ts_column: str | None = None,
     split_adjusted: bool | None = None,
     currency: str | None = None,
+    date_format: str | None = None,
     symbol: str | None = None,
 ) -> ImportedFile:
     """Read one CSV or Parquet file of bars for one symbol.
@@ -436,17 +616,23 @@ def read_bar_file(
     timestamps (required when there are any, for intraday files). ``split_adjusted`` says
     whether prices are split-adjusted (Yahoo-style) and must be un-adjusted with the
     file's split column; by default the data decides (see :func:`_judge_split_adjusted`).
-    Daily and weekly bars get ``ts`` = the session date at 00:00 UTC.
+    Daily and weekly bars get ``ts`` = the session date at 00:00 UTC. Numeric dates such as
+    ``03/01/2023`` are read in the order the file's values prove (a day above 12) and
+    refused when nothing does, unless ``date_format`` (strftime, e.g. ``%d/%m/%Y``) says.
+    Timestamps before 1900 or in the future are rejected rows.
 
     A file with a symbol column (``symbol``/``ticker``, or mapped to ``symbol``) must
     hold one symbol, or ``symbol`` says which one to read; :func:`read_bar_files` reads
     all of them.
     """
+    _check_timezone(timezone)
     loaded = _load(path, timeframe, mapping, ts_column)
     if loaded.typed is not None:
         return ImportedFile(bars=loaded.typed)
     if "symbol" not in loaded.cols:
-        return _parse(loaded, loaded.raw, None, timeframe, timezone, split_adjusted, currency)
+        return _parse(
+            loaded, loaded.raw, None, timeframe, timezone, split_adjusted, currency, date_format
+        )
     groups, unusable = _split_by_symbol(loaded)
     if symbol is None:
         if len(groups) > 1:
@@ -466,7 +652,7 @@ def read_bar_file(
             f"{', '.join(list(groups)[:5])}",
         )
     part, numbers = groups[symbol]
-    one = _parse(loaded, part, numbers, timeframe, timezone, split_adjusted, currency)
+    one = _parse(loaded, part, numbers, timeframe, timezone, split_adjusted, currency, date_format)
     if unusable and len(groups) == 1:  # rows without a symbol in a one-symbol file
         one.rejects = sorted(one.rejects + unusable)
     return one
@@ -481,6 +667,7 @@ def read_bar_files(
     ts_column: str | None = None,
     split_adjusted: bool | None = None,
     currency: str | None = None,
+    date_format: str | None = None,
 ) -> tuple[dict[str, ImportedFile], list[tuple[int, str, str]]]:
     """Read a long file (one row per symbol and bar, a ``symbol``/``ticker`` column) into
     one :class:`ImportedFile` per symbol, in order of first appearance; rejected row
@@ -488,15 +675,20 @@ def read_bar_files(
 
     A file without a symbol column is read as one unnamed series, under the key ``""``.
     """
+    _check_timezone(timezone)
     loaded = _load(path, timeframe, mapping, ts_column)
     if loaded.typed is not None:
         return {"": ImportedFile(bars=loaded.typed)}, []
     if "symbol" not in loaded.cols:
-        one = _parse(loaded, loaded.raw, None, timeframe, timezone, split_adjusted, currency)
+        one = _parse(
+            loaded, loaded.raw, None, timeframe, timezone, split_adjusted, currency, date_format
+        )
         return {"": one}, []
     groups, unusable = _split_by_symbol(loaded)
     out = {
-        sym: _parse(loaded, part, numbers, timeframe, timezone, split_adjusted, currency)
+        sym: _parse(
+            loaded, part, numbers, timeframe, timezone, split_adjusted, currency, date_format
+        )
         for sym, (part, numbers) in groups.items()
     }
     return out, unusable
@@ -546,13 +738,22 @@ def _parse(
     timezone: str | None,
     split_adjusted: bool | None,
     currency: str | None,
+    date_format: str | None = None,
 ) -> ImportedFile:
     """Parse one series' rows (``numbers``: their row numbers in the file, when the file
     holds several series)."""
     path, cols, fast = loaded.path, loaded.cols, loaded.fast
-    intraday = normalize_timeframe(timeframe) not in SESSION_TIMEFRAMES
+    tf = normalize_timeframe(timeframe)
+    intraday = tf not in SESSION_TIMEFRAMES
     n = raw.height
-    ts, local_date = _parse_ts(path, raw.get_column(cols["ts"]), intraday, timezone)
+    notes: list[str] = []
+    ts, local_date = _parse_ts(
+        path, raw.get_column(cols["ts"]), intraday, timezone, date_format, notes
+    )
+    # a timestamp before 1900 or after now (plus one bar) is a typo or a wrong format
+    latest = datetime.now(UTC) + bar_length(tf)
+    too_early = (ts < _EARLIEST).fill_null(False)
+    too_late = (ts > latest).fill_null(False)
     values: dict[str, pl.Series] = {}
     bad: dict[str, pl.Series] = {}
     for name in _NUMERIC:
@@ -566,34 +767,41 @@ def _parse(
         return i if numbers is None else int(numbers[i])
 
     # rows to reject: no usable timestamp, or unparsable numbers
-    reasons = pl.DataFrame({"_ts_bad": ts.is_null(), **bad})
-    reject_mask = reasons.get_column("_ts_bad")
-    if bad:
-        reject_mask = reasons.select(pl.any_horizontal(pl.all())).to_series()
+    reasons = pl.DataFrame({"_ts_bad": ts.is_null(), "_early": too_early, "_late": too_late, **bad})
+    reject_mask = reasons.select(pl.any_horizontal(pl.all())).to_series()
     rejects: list[tuple[int, str, str]] = []
     if reject_mask.any():
         idx = np.flatnonzero(reject_mask.to_numpy())
-        if idx.size > n * _MAX_BAD_FRACTION:
-            raise _fail(
-                path,
-                f"{idx.size} of {n} rows cannot be parsed (e.g. row {row_number(int(idx[0]))}: "
-                f"{_row_text(raw, int(idx[0]))!r}); check the file's format, the mapping "
-                "and the timeframe",
-            )
         sub = reasons[idx]
         raw_ts = raw.get_column(cols["ts"])
-        for k, i in enumerate(idx.tolist()):
-            why = []
+
+        def why(k: int, i: int) -> str:
+            out = []
             if sub["_ts_bad"][k]:
                 v = raw_ts[i]
-                why.append("missing timestamp" if v is None or v == "" else f"bad timestamp {v!r}")
+                out.append("missing timestamp" if v is None or v == "" else f"bad timestamp {v!r}")
+            elif sub["_early"][k] or sub["_late"][k]:
+                when = "before 1900" if sub["_early"][k] else "in the future"
+                out.append(f"implausible timestamp {raw_ts[i]!s} ({when})")
             for name in bad:
                 if sub[name][k]:
-                    why.append(f"bad {name} {raw.get_column(cols[name])[i]!r}")
-            rejects.append((row_number(i), "; ".join(why), _row_text(raw, i)))
+                    out.append(f"bad {name} {raw.get_column(cols[name])[i]!r}")
+            return "; ".join(out)
+
+        if idx.size > n * _MAX_BAD_FRACTION:
+            i0 = int(idx[0])
+            raise _fail(
+                path,
+                f"{idx.size} of {n} rows cannot be used (e.g. row {row_number(i0)}, "
+                f"{why(0, i0)}: {_row_text(raw, i0)!r}); check the file's format, the "
+                "mapping, the timeframe"
+                + (" and --date-format" if date_format else "")
+                + (", --timezone" if intraday else ""),
+            )
+        for k, i in enumerate(idx.tolist()):
+            rejects.append((row_number(i), why(k, i), _row_text(raw, i)))
 
     keep = ~reject_mask
-    notes: list[str] = []
     frame = pl.DataFrame({"ts": ts, "_date": local_date, **values})
     if rejects:
         frame = frame.filter(keep)
@@ -665,7 +873,7 @@ def _parse(
         notes.append(f"dropped {int(no_price.sum())} row(s) without prices")
         frame = priced
     if rejects:
-        notes.append(f"rejected {len(rejects)} row(s) that could not be parsed")
+        notes.append(f"rejected {len(rejects)} row(s), each with its reason (lake/rejects)")
 
     out: dict[str, Any] = {"ts": frame.get_column("ts").to_arrow().cast(TS_TYPE)}
     for c in ("open", "high", "low", "close", "volume"):
@@ -706,8 +914,10 @@ class CsvSource(Source):
         symbol: str | None = None,
         split_adjusted: bool | None = None,
         currency: str | None = None,
+        date_format: str | None = None,
     ) -> None:
         self.path = Path(path)
+        self.date_format = date_format
         self.timeframe = normalize_timeframe(timeframe)
         self.mapping = mapping
         self.timezone = timezone
@@ -735,6 +945,7 @@ class CsvSource(Source):
                 split_adjusted=self.split_adjusted,
                 currency=self.currency,
                 symbol=self.symbol,
+                date_format=self.date_format,
             )
         return self._imported
 

@@ -251,6 +251,18 @@ def cmd_status(args: argparse.Namespace) -> int:
         f"{stats['symbols']} symbol(s), {stats['rows']:,} bars, {_fmt_bytes(stats['bytes'])}; "
         f"quarantined rows: {stats['rejected_rows']:,}; fetch runs: {runs}"
     )
+    build = stats["last_build"]
+    if build is None:
+        out.print("last build: none yet (duckmarket build)")
+    else:
+        took = f", {build['duration_s']:.0f} s" if build["duration_s"] is not None else ""
+        color = {"ok": "green", "running": "yellow"}.get(build["status"], "red")
+        out.print(
+            f"last build: [{color}]{build['status']}[/{color}], started "
+            f"{build['started_at']:%Y-%m-%d %H:%M:%S} UTC{took}"
+            + (f" ({escape(str(build['error']))})" if build["error"] else ""),
+            highlight=False,
+        )
     return 0
 
 

@@ -9,11 +9,13 @@ renamed into place and recorded in the manifest's ``exports`` table.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import json
 import logging
 import os
+import re
 import time
 import uuid
 import zlib
@@ -711,6 +713,39 @@ def _default_name(mart: str | None, sql: str | None, fmt: str, timeframe: str | 
     return stem + FORMATS[fmt]
 
 
+#: an export's temporary file: .<name>.<pid>.<8 hex>.tmp, beside its target
+_TMP_RE = re.compile(r"^\..+\.(?P<pid>\d+)\.[0-9a-f]{8}\.tmp$")
+
+
+def sweep_temporary(directory: Path) -> int:
+    """Remove the temporary files of exports whose process is gone (killed mid-write);
+    a live process's file is left alone. Returns how many were removed."""
+    removed = 0
+    try:
+        entries = list(directory.iterdir())
+    except OSError:
+        return 0
+    for p in entries:
+        m = _TMP_RE.match(p.name)
+        if not m or _alive(int(m.group("pid"))):
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            p.unlink()
+            removed += 1
+            log.info("removed %s, left by an export that did not finish", p.name)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
 def export(
     mart: str | None = None,
     *,
@@ -763,6 +798,7 @@ def export(
         target = target / _default_name(mart, sql, format, timeframe)
     target = target.expanduser().resolve()
     target.parent.mkdir(parents=True, exist_ok=True)
+    sweep_temporary(target.parent)
     tmp = target.parent / f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
 
     con = _connect(paths)

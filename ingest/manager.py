@@ -614,6 +614,28 @@ class DataManager:
             "fetch_runs": {r["status"]: r["n"] for r in runs},
             "api_calls": sum(r["calls"] or 0 for r in runs),
             "groups": groups,
+            "last_build": self._last_build(),
+        }
+
+    def _last_build(self) -> dict[str, Any] | None:
+        """The latest warehouse build: status (running, ok, failed, killed), when, how long,
+        its error. A build recorded as running whose process is gone was killed."""
+        run = self.lake.manifest.last_build_run(None)
+        if run is None:
+            return None
+        status = str(run["status"])
+        if status == "running" and not _process_alive(run.get("pid")):
+            status = "killed"
+        error = run["error"]
+        if status == "killed" and not error:
+            error = "the build process died before it finished (killed or crashed)"
+        return {
+            "build_id": run["build_id"],
+            "status": status,
+            "started_at": from_us(int(run["started_at"])),
+            "duration_s": run["duration_s"],
+            "error": error,
+            "pid": run.get("pid"),
         }
 
     def clear_cache(
@@ -707,6 +729,18 @@ def _import_jobs(path: Path, timeframe: str | None) -> list[tuple[Path, str, boo
             + (", in daily/ and minute/)" if subs else ")")
         )
     return jobs
+
+
+def _process_alive(pid: object) -> bool:
+    if not isinstance(pid, int):
+        return True  # not recorded: cannot tell, so not called dead
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _symbol_of_file(path: Path) -> str:

@@ -24,7 +24,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 COVERAGE_STATUSES = ("fetched", "empty", "unrecoverable")
 
 _SCHEMA = """
@@ -95,11 +95,13 @@ create index if not exists coverage_key on coverage (source, symbol, timeframe, 
 create table if not exists build_runs (
     build_id integer primary key autoincrement,
     command text not null,
-    status text not null check (status in ('running', 'ok', 'failed')),
+    -- killed: the build's process died before it recorded an outcome
+    status text not null check (status in ('running', 'ok', 'failed', 'killed')),
     started_at integer not null,
     duration_s real,
     error text,
-    data_files text not null  -- JSON list of the live file_ids the build read
+    data_files text not null,  -- JSON list of the live file_ids the build read
+    pid integer  -- the build's process
 );
 create table if not exists exports (
     export_id integer primary key autoincrement,
@@ -175,6 +177,40 @@ class FetchRun:
     started_at: int
 
 
+def _migrate_build_runs(c: sqlite3.Connection) -> None:
+    """Version 1 manifests: build_runs without the ``killed`` status and the ``pid`` column.
+    SQLite cannot change a check constraint in place, so the table is copied (one
+    transaction; foreign keys off meanwhile, as SQLite's documented procedure says)."""
+    sql = c.execute("select sql from sqlite_master where type = 'table' and name = 'build_runs'")
+    if "'killed'" in sql.fetchone()[0]:
+        return
+    c.execute("pragma foreign_keys=off")
+    try:
+        c.execute("begin immediate")
+        try:
+            again = c.execute(
+                "select sql from sqlite_master where type = 'table' and name = 'build_runs'"
+            ).fetchone()[0]
+            if "'killed'" not in again:  # another process may have migrated meanwhile
+                create = _SCHEMA[_SCHEMA.index("create table if not exists build_runs") :]
+                create = create[: create.index(");") + 2]
+                c.execute(create.replace("build_runs", "build_runs_v2", 1))
+                c.execute(
+                    """insert into build_runs_v2 (build_id, command, status, started_at,
+                           duration_s, error, data_files)
+                       select build_id, command, status, started_at, duration_s, error,
+                           data_files from build_runs"""
+                )
+                c.execute("drop table build_runs")
+                c.execute("alter table build_runs_v2 rename to build_runs")
+            c.execute("commit")
+        except BaseException:
+            c.execute("rollback")
+            raise
+    finally:
+        c.execute("pragma foreign_keys=on")
+
+
 class Manifest:
     """A connection to the manifest. Cheap to create; close it (or use ``with``)."""
 
@@ -191,9 +227,14 @@ class Manifest:
         c.execute("pragma foreign_keys=on")
         # executescript commits implicitly; it runs outside BEGIN and is idempotent.
         c.executescript(_SCHEMA)
+        _migrate_build_runs(c)
         c.execute(
             "insert or ignore into meta (key, value) values ('schema_version', ?)",
             (str(SCHEMA_VERSION),),
+        )
+        c.execute(
+            "update meta set value = ? where key = 'schema_version' and cast(value as int) < ?",
+            (str(SCHEMA_VERSION), SCHEMA_VERSION),
         )
 
     # -- plumbing ------------------------------------------------------------------------
@@ -448,14 +489,26 @@ class Manifest:
 
     # -- builds and exports --------------------------------------------------------------
 
-    def start_build_run(self, command: str, file_ids: list[int]) -> int:
+    def start_build_run(self, command: str, file_ids: list[int], pid: int | None = None) -> int:
         with self.transaction() as c:
             cur = c.execute(
-                """insert into build_runs (command, status, started_at, data_files)
-                   values (?, 'running', ?, ?)""",
-                (command, _now_us(), json.dumps(sorted(file_ids))),
+                """insert into build_runs (command, status, started_at, data_files, pid)
+                   values (?, 'running', ?, ?, ?)""",
+                (command, _now_us(), json.dumps(sorted(file_ids)), pid),
             )
             return int(cur.lastrowid or 0)
+
+    def mark_killed_builds(self) -> int:
+        """Builds still ``running`` whose process is gone: ``killed``. Call it only while
+        holding the build lock (then no other build can be running). Returns how many."""
+        with self.transaction() as c:
+            cur = c.execute(
+                """update build_runs set status = 'killed',
+                       error = 'the build process died before it finished (killed or crashed); '
+                               || 'the previous published marts stayed in place'
+                   where status = 'running'"""
+            )
+            return cur.rowcount
 
     def finish_build_run(
         self, run_id: int, status: str, duration_s: float, error: str | None = None
@@ -466,10 +519,15 @@ class Manifest:
                 (status, duration_s, error, run_id),
             )
 
-    def last_build_run(self, status: str = "ok") -> dict[str, object] | None:
-        rows = self.query(
-            "select * from build_runs where status = ? order by build_id desc limit 1", (status,)
-        )
+    def last_build_run(self, status: str | None = "ok") -> dict[str, object] | None:
+        """The latest build with ``status`` (any status when None)."""
+        if status is None:
+            rows = self.query("select * from build_runs order by build_id desc limit 1")
+        else:
+            rows = self.query(
+                "select * from build_runs where status = ? order by build_id desc limit 1",
+                (status,),
+            )
         return rows[0] if rows else None
 
     def record_export(

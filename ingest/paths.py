@@ -22,6 +22,11 @@ def resolve_data_dir(data_dir: str | os.PathLike[str] | None = None) -> Path:
 class DataPaths:
     root: Path
 
+    def __post_init__(self) -> None:
+        # DataPaths("data") works as DataPaths(Path("data")) does
+        if not isinstance(self.root, Path):
+            object.__setattr__(self, "root", Path(os.fspath(self.root)).expanduser())
+
     @classmethod
     def from_arg(cls, data_dir: str | os.PathLike[str] | None = None) -> DataPaths:
         return cls(resolve_data_dir(data_dir))

@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from ingest.manager import DataManager
+from ingest.manifest import Manifest
 from ingest.paths import ENV_VAR, DataPaths
 from ingest.sources.synthetic import SyntheticSource
 from warehouse.build import REPO, run_build
@@ -175,6 +176,10 @@ def test_a_killed_build_leaves_the_previous_set_whole(built, fraction):
     # the next build needs no cleanup, and sweeps what the killed one left
     result = run_build(paths, quiet=True)
     assert result.ok, (result.error or "") + result.output[-3000:]
+    with Manifest(paths.manifest) as m:  # the killed run is recorded as such
+        runs = m.query("select build_id, status from build_runs order by build_id")
+    assert runs[-1] == {"build_id": result.build_run_id, "status": "ok"}
+    assert runs[-2]["status"] == "killed" and "running" not in {r["status"] for r in runs}
     _set_is_whole(paths)
     left = sorted(p.name for p in (paths.root / SETS_DIR).iterdir())
     assert not [n for n in left if n.startswith(".partial-")]

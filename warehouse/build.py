@@ -7,7 +7,10 @@ dbt runs in its own process because an in-process run keeps DuckDB's file lock (
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import errno
+import fcntl
 import functools
 import json
 import logging
@@ -17,8 +20,9 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -117,12 +121,66 @@ def lock_holder(text: str) -> tuple[str, int] | None:
 
 def _lock_message(paths: DataPaths, holder: tuple[str, int]) -> str:
     exe, pid = holder
+    running = _process_description(pid)
+    if running and "dbt" in running[0]:
+        return (
+            f"a dbt build is running on {paths.warehouse}: PID {pid}, started {running[1]} "
+            f"({running[0][:80]}); wait for it to finish (or stop it) and build again"
+        )
     return (
         f"the warehouse {paths.warehouse} is open in another process: {exe} (PID {pid}). "
         "DuckDB allows only one process on the file while dbt writes it; close that "
         "DuckDB shell or notebook connection (Python readers should read the Parquet "
         f"marts under {paths.marts} instead) and run the build again"
     )
+
+
+def _process_description(pid: int) -> tuple[str, str] | None:
+    """(command line, start time) of a live process, from /proc; None if unknown."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        ticks = int(stat.rsplit(")", 1)[1].split()[19])  # field 22: start time in ticks
+        boot = next(
+            float(line.split()[1])
+            for line in Path("/proc/stat").read_text().splitlines()
+            if line.startswith("btime ")
+        )
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
+    started = boot + ticks / os.sysconf("SC_CLK_TCK")
+    return cmdline.strip(), _when(started)
+
+
+def _when(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+@contextlib.contextmanager
+def build_lock(paths: DataPaths) -> Iterator[None]:
+    """One ``duckmarket build`` at a time on a data root: an ``flock`` on
+    ``<data>/.build.lock`` (released by the kernel when the build dies), holding the
+    build's PID and start time for the message a second build gets."""
+    path = paths.root / ".build.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                raise
+            holder = os.pread(fd, 200, 0).decode(errors="replace").split()
+            pid = holder[0] if holder else "?"
+            since = " ".join(holder[1:]) or "at an unknown time"
+            raise WarehouseLockedError(
+                f"a build is already running on {paths.root}: PID {pid}, started {since}; "
+                "wait for it to finish (or stop it) and build again"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()} {_when(time.time())}".encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def _prepare_inputs(paths: DataPaths) -> None:
@@ -165,6 +223,19 @@ def run_build(
             f"the lake at {paths.lake} holds no bars yet, so there is nothing to build: land "
             "some first (`duckmarket demo`, or `duckmarket ingest synthetic|csv|yfinance ...`)"
         )
+    with build_lock(paths):
+        return _run_build_locked(paths, select, full_refresh, quiet, exclude, export, extra)
+
+
+def _run_build_locked(
+    paths: DataPaths,
+    select: str | None,
+    full_refresh: bool,
+    quiet: bool,
+    exclude: str | None,
+    export: bool,
+    extra: Sequence[str],
+) -> BuildResult:
     _prepare_inputs(paths)
     manifest = _manifest(paths)
     run_id: int | None = None
@@ -181,8 +252,11 @@ def run_build(
     if manifest is not None:
         try:
             manifest.write_mirror(paths.lake / "_manifest")
+            killed = manifest.mark_killed_builds()  # we hold the build lock: none is live
+            if killed:
+                log.warning("%d earlier build(s) died before finishing: marked killed", killed)
             file_ids = [f.file_id for f in manifest.live_files()]
-            run_id = manifest.start_build_run(shown, file_ids)
+            run_id = manifest.start_build_run(shown, file_ids, pid=os.getpid())
         except Exception as exc:
             log.warning("could not record the build in the manifest: %s", exc)
     started = time.perf_counter()

@@ -103,6 +103,30 @@ create table if not exists build_runs (
     data_files text not null,  -- JSON list of the live file_ids the build read
     pid integer  -- the build's process
 );
+create table if not exists update_runs (
+    run_id integer primary key autoincrement,
+    started_at integer not null,
+    finished_at integer,
+    status text not null check (status in ('running', 'ok', 'partial', 'failed', 'killed')),
+    config_path text,
+    series integer not null default 0,     -- (source, symbol, timeframe) series visited
+    fetched_rows integer not null default 0,
+    revised_rows integer not null default 0,
+    build_id integer,                       -- the build it ran, if any
+    pid integer,
+    report_json text                        -- the run's report (duckmarket update --json)
+);
+create table if not exists revisions (
+    run_id integer not null references update_runs (run_id),
+    source text not null,
+    symbol text not null,
+    timeframe text not null,
+    ts integer not null,                    -- the bar's open time, us UTC
+    old_json text,                          -- the bar as held before (null: it was missing)
+    new_json text,                          -- the bar as the vendor sent it again (null: gone)
+    detected_at integer not null
+);
+create index if not exists revisions_key on revisions (source, symbol, timeframe, ts);
 create table if not exists exports (
     export_id integer primary key autoincrement,
     path text not null,
@@ -529,6 +553,64 @@ class Manifest:
                 (status,),
             )
         return rows[0] if rows else None
+
+    # -- update runs and vendor revisions --------------------------------------------------
+
+    def start_update_run(self, config_path: str | None, pid: int | None = None) -> int:
+        with self.transaction() as c:
+            c.execute(
+                """update update_runs set status = 'killed', finished_at = ?
+                   where status = 'running' and (pid is null or pid != ?)""",
+                (_now_us(), pid),
+            )  # the caller holds the update lock: a run still 'running' died
+            cur = c.execute(
+                """insert into update_runs (started_at, status, config_path, pid)
+                   values (?, 'running', ?, ?)""",
+                (_now_us(), config_path, pid),
+            )
+            return int(cur.lastrowid or 0)
+
+    def finish_update_run(
+        self,
+        run_id: int,
+        status: str,
+        *,
+        series: int,
+        fetched_rows: int,
+        revised_rows: int,
+        build_id: int | None,
+        report_json: str,
+    ) -> None:
+        with self.transaction() as c:
+            c.execute(
+                """update update_runs set status = ?, finished_at = ?, series = ?,
+                       fetched_rows = ?, revised_rows = ?, build_id = ?, report_json = ?
+                   where run_id = ?""",
+                (status, _now_us(), series, fetched_rows, revised_rows, build_id, report_json,
+                 run_id),
+            )  # fmt: skip
+
+    def record_revisions(
+        self,
+        run_id: int,
+        source: str,
+        symbol: str,
+        timeframe: str,
+        rows: Iterable[tuple[int, str | None, str | None]],
+    ) -> int:
+        """Keep the bars a vendor changed, for audit: (ts us, old JSON, new JSON)."""
+        now = _now_us()
+        data = [(run_id, source, symbol, timeframe, ts, old, new, now) for ts, old, new in rows]
+        with self.transaction() as c:
+            c.executemany(
+                """insert into revisions (run_id, source, symbol, timeframe, ts, old_json,
+                       new_json, detected_at) values (?, ?, ?, ?, ?, ?, ?, ?)""",
+                data,
+            )
+        return len(data)
+
+    def update_runs(self, limit: int = 20) -> list[dict[str, Any]]:
+        return self.query("select * from update_runs order by run_id desc limit ?", (limit,))
 
     def record_export(
         self,

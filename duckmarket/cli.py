@@ -219,6 +219,81 @@ def cmd_ingest_csv(args: argparse.Namespace) -> int:
     return 0
 
 
+def _config_path(args: argparse.Namespace) -> Path:
+    from .config import default_path
+
+    return Path(args.config).expanduser() if args.config else default_path(args.paths)
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from .config import write_example
+
+    path = write_example(_config_path(args), force=args.force)
+    out.print(
+        f"wrote {path}: the demo universe (synthetic, offline); edit it, then `duckmarket update`"
+    )
+    return 0
+
+
+def cmd_update(args: argparse.Namespace) -> int:
+    from .config import load_config
+    from .update import run_update
+
+    config = load_config(_config_path(args))
+    with _progress() as bar:
+        task = bar.add_task("update", total=None, symbol="")
+
+        def tick(what: str, i: int, n: int) -> None:
+            bar.update(task, total=n, completed=i, symbol=what)
+
+        report = run_update(
+            args.paths,
+            config,
+            backfill_days=args.backfill,
+            build=False if args.no_build else None,
+            progress=tick,
+        )
+    if args.json:
+        print(report.to_json())
+        return report.exit_code
+    by_status: dict[str, int] = {}
+    for s in report.series:
+        by_status[s.status] = by_status.get(s.status, 0) + 1
+    counts = ", ".join(f"{n} {k}" for k, n in sorted(by_status.items())) or "none"
+    out.print(
+        f"update {report.status}: {len(report.series)} series ({counts}), "
+        f"{report.fetched_rows:,} rows fetched in {report.api_calls} source call(s)"
+        + (
+            f", {report.refetched_rows:,} re-fetched"
+            + (
+                f" (backfill of {report.backfill_days} days: {report.revised_rows} bar(s) "
+                "revised by the vendor)"
+                if report.backfill_days
+                else ""
+            )
+            if report.refetched_rows or report.backfill_days
+            else ""
+        )
+        + f", {report.duration_s:.1f} s",
+        highlight=False,
+    )
+    for s in report.failed:
+        err.print(f"[red]failed[/red] {escape(s.source)} {escape(s.symbol)} {s.timeframe}: "
+                  f"{escape(s.error or '')}")  # fmt: skip
+    for s in report.regressions:
+        err.print(f"[yellow]vendor regression?[/yellow] {escape(s.source)} {escape(s.symbol)} "
+                  f"{s.timeframe}: {escape(s.regression or '')}")  # fmt: skip
+    if report.build is not None:
+        b = report.build
+        detail = b.get("reason") or b.get("error") or f"{b.get('duration_s', 0)} s"
+        out.print(f"build {b['status']}: {escape(str(detail))}", highlight=False)
+    for e in report.exports:
+        out.print(f"export {e['mart']}: " + (escape(e["error"]) if "error" in e else e["path"]))
+    if report.error:
+        err.print(f"[red]error:[/red] {escape(report.error)}", highlight=False)
+    return report.exit_code
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     dm = _manager(args)
     stats = dm.get_cache_stats(source=args.source, symbol=args.symbol, timeframe=args.timeframe)
@@ -726,6 +801,31 @@ def build_parser() -> argparse.ArgumentParser:
         "--universe", type=int, default=12, metavar="N", help="synthetic symbols (default 12)"
     )
     de.set_defaults(func=cmd_demo)
+
+    ini = sub.add_parser("init", help="write an example universe file (duckmarket.toml)")
+    ini.add_argument("--config", metavar="FILE", help="where (default: <data>/duckmarket.toml)")
+    ini.add_argument("--force", action="store_true", help="replace an existing file")
+    ini.set_defaults(func=cmd_init)
+
+    up = sub.add_parser(
+        "update",
+        help="fetch what the universe file lacks, re-fetch recent days, build (for cron)",
+        description="Exit codes: 0 all good; 2 partial (some series, the build or an export "
+        "failed; what landed is kept); 3 another update or build is running; 4 a source "
+        "cannot be reached; 1 a usage or universe-file error.",
+    )
+    up.add_argument(
+        "--config", metavar="FILE", help="universe file (default: <data>/duckmarket.toml)"
+    )
+    up.add_argument(
+        "--backfill",
+        type=int,
+        metavar="DAYS",
+        help="re-download the last DAYS days now and count what the vendor revised",
+    )
+    up.add_argument("--no-build", action="store_true", help="fetch only")
+    up.add_argument("--json", action="store_true", help="print the run report as JSON")
+    up.set_defaults(func=cmd_update)
 
     add_build_command(sub)
     add_sql_command(sub)

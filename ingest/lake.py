@@ -45,6 +45,8 @@ from .schema import (
     CORPORATE_ACTIONS,
     DATA_FILE,
     DATASETS,
+    EXTRA_COLUMN_NAME,
+    FUNDING_RATES,
     REJECTS,
     SYMBOLS,
     TICKS,
@@ -54,8 +56,14 @@ from .schema import (
     partition_dir,
     validate_name,
 )
-from .timeframes import dataset_of, is_intraday, normalize_timeframe, parse_timeframe
-from .validate import reject_table, validate_actions, validate_bars, validate_ticks
+from .timeframes import FUNDING, dataset_of, is_intraday, normalize_timeframe, parse_timeframe
+from .validate import (
+    reject_table,
+    validate_actions,
+    validate_bars,
+    validate_funding,
+    validate_ticks,
+)
 
 TMP_MARK = ".tmp-"
 COMPRESSION = "snappy"
@@ -365,27 +373,71 @@ class Lake:
                 report.rows_written += part.num_rows
         return report
 
+    def write_funding(
+        self,
+        source: str,
+        symbol: str,
+        funding: pa.Table,
+        *,
+        fetch_run_id: int | None = None,
+        ingested_at: datetime | None = None,
+    ) -> WriteReport:
+        """Validate and upsert funding rates: one file per (source, symbol), a few thousand
+        rows for years of eight-hourly payments."""
+        source = validate_name("source", source)
+        v = validate_funding(funding)
+        report = WriteReport(rows_in=funding.num_rows, rejected=v.rejects.num_rows)
+        with self.writer():
+            if v.rejects.num_rows:
+                self._write_rejects("funding_rates", source, symbol, FUNDING, v.rejects)
+            if v.table.num_rows:
+                table = _order_columns(_stamp(v.table, ingested_at), FUNDING_RATES)
+                keys = {"source": source, "symbol": symbol}
+                fid = self.upsert_partition(FUNDING_RATES, keys, table, fetch_run_id=fetch_run_id)
+                report.partitions.append(partition_dir(FUNDING_RATES, keys))
+                report.file_ids.append(fid)
+                report.rows_written = table.num_rows
+        return report
+
     def write_symbols(self, source: str, infos: dict[str, dict[str, object]]) -> None:
-        """Upsert symbol metadata into the lake (for dbt) and the manifest."""
+        """Upsert symbol metadata into the lake (for dbt) and the manifest.
+
+        Keys beyond the dataset's columns (a crypto market's base, quote, contract_size,
+        tick_size, ...) become extra columns of the source's file, typed from their
+        values; readers that do not know them ignore them."""
         source = validate_name("source", source)
         if not infos:
             return
         now = datetime.now(UTC)
         cols: dict[str, list[object]] = {f.name: [] for f in SYMBOLS.schema}
+        extra_names = sorted(
+            {k for info in infos.values() for k in info if k not in SYMBOLS.schema.names}
+        )
+        for name in extra_names:
+            if not EXTRA_COLUMN_NAME.fullmatch(name) or name in ("source", "dataset"):
+                raise ValueError(f"symbol metadata key {name!r} cannot be a column")
+        extras: dict[str, list[object]] = {name: [] for name in extra_names}
         for sym, info in sorted(infos.items()):
             cols["symbol"].append(sym)
             for f in SYMBOLS.schema:
                 if f.name not in ("symbol", "ingested_at"):
                     v = info.get(f.name)
                     cols[f.name].append(None if v is None else str(v))
+            for name in extra_names:
+                extras[name].append(info.get(name))
             cols["ingested_at"].append(now)
         table = pa.Table.from_pydict(cols, schema=SYMBOLS.schema)
+        for name in extra_names:
+            table = table.append_column(name, _extra_array(extras[name]))
         with self.writer():
             # keep fields already known when the new info lacks them
             old = _read_live(self.file_path(SYMBOLS, {"source": source}))
             if old is not None and old.num_rows:
                 table = _coalesce_symbols(old, table)
-            self.upsert_partition(SYMBOLS, {"source": source}, table)
+            # nothing new (every run of an ingest re-sends the same reference data): no new
+            # file version, so the warehouse sees no change
+            if old is None or not _symbols_unchanged(old, table):
+                self.upsert_partition(SYMBOLS, {"source": source}, table)
             for sym, info in infos.items():
                 self.manifest.upsert_symbol(source, sym, info)
 
@@ -486,6 +538,25 @@ class Lake:
         )
         return table.filter(mask)
 
+    def read_funding(
+        self,
+        source: str,
+        symbol: str,
+        start: datetime | None = None,
+        end: datetime | None = None,
+    ) -> pa.Table:
+        """Funding payments with ``start <= ts < end``, sorted by ts."""
+        t = _read_live(self.file_path(FUNDING_RATES, {"source": source, "symbol": symbol}))
+        if t is None:
+            return _empty(FUNDING_RATES)
+        mask = None
+        if start is not None:
+            mask = pc.greater_equal(t.column("ts"), pa.scalar(start, TS_TYPE))
+        if end is not None:
+            m2 = pc.less(t.column("ts"), pa.scalar(end, TS_TYPE))
+            mask = m2 if mask is None else pc.and_(mask, m2)
+        return t.filter(mask) if mask is not None else t
+
     def read_actions(self, source: str, symbol: str) -> pa.Table:
         t = _read_live(self.file_path(CORPORATE_ACTIONS, {"source": source, "symbol": symbol}))
         return t if t is not None else _empty(CORPORATE_ACTIONS)
@@ -537,8 +608,9 @@ class Lake:
             timeframe = parse_timeframe(timeframe)
         if timeframe is None:
             return self.manifest.live_files(source=source, symbol=symbol)
-        if dataset_of(timeframe) == "ticks":  # tick files carry no timeframe key
-            return self.manifest.live_files("ticks", source=source, symbol=symbol)
+        dataset = dataset_of(timeframe)
+        if dataset != "bars":  # tick and funding files carry no timeframe key
+            return self.manifest.live_files(dataset, source=source, symbol=symbol)
         return self.manifest.live_files("bars", source=source, symbol=symbol, timeframe=timeframe)
 
     # -- verify --------------------------------------------------------------------------
@@ -608,6 +680,9 @@ class Lake:
         self.manifest.retire_file(rel)
         dataset, keys = _keys_from_rel(rel)
         source, symbol, timeframe = keys.get("source"), keys.get("symbol"), keys.get("timeframe")
+        if dataset == "funding_rates" and source and symbol:  # one file holds the series
+            self.manifest.clear_coverage(source=source, symbol=symbol, timeframe=FUNDING)
+            return
         if dataset != "bars" or not (source and symbol and timeframe):
             return
         period = keys.get("period", "all")
@@ -821,7 +896,28 @@ def _prune_empty_dirs(directory: Path, stop: Path) -> None:
         d = d.parent
 
 
+def _symbols_unchanged(old: pa.Table, new: pa.Table) -> bool:
+    """Every row of ``new`` is already in ``old`` as it is (ingested_at aside)."""
+    old_df = pl.from_arrow(old.drop_columns(["ingested_at"]))
+    new_df = pl.from_arrow(new.drop_columns(["ingested_at"]))
+    assert isinstance(old_df, pl.DataFrame) and isinstance(new_df, pl.DataFrame)
+    if old_df.columns != new_df.columns:
+        return False
+    fresh = new_df.join(old_df, on=new_df.columns, how="anti", nulls_equal=True)
+    return fresh.height == 0
+
+
+def _extra_array(values: list[object]) -> pa.Array:
+    """An extra metadata column typed from its values (text when they disagree)."""
+    try:
+        return pa.array(values)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return pa.array([None if v is None else str(v) for v in values], pa.string())
+
+
 def _coalesce_symbols(old: pa.Table, new: pa.Table) -> pa.Table:
+    """The new rows, each field the old value where the new one is missing; extra columns
+    only the old file has are kept (required columns first, extras sorted)."""
     old_df = pl.from_arrow(old)
     new_df = pl.from_arrow(new)
     assert isinstance(old_df, pl.DataFrame)
@@ -829,11 +925,21 @@ def _coalesce_symbols(old: pa.Table, new: pa.Table) -> pa.Table:
     joined = new_df.join(old_df, on="symbol", how="left", suffix="__old")
     cols = []
     for c in new_df.columns:
-        if c in ("symbol", "ingested_at"):
+        if c in ("symbol", "ingested_at") or c not in old_df.columns:
             cols.append(pl.col(c))
         else:
             cols.append(pl.coalesce(pl.col(c), pl.col(f"{c}__old")).alias(c))
-    return joined.select(cols).to_arrow().cast(new.schema)
+    cols += [pl.col(c) for c in old_df.columns if c not in new_df.columns]
+    out = joined.select(cols).to_arrow()
+    required = SYMBOLS.schema.names
+    extras = sorted(c for c in out.column_names if c not in required)
+    out = out.select(required + extras)
+    return out.cast(
+        pa.schema(
+            [SYMBOLS.schema.field(c) for c in required]
+            + [(new if c in new.column_names else old).schema.field(c) for c in extras]
+        )
+    )
 
 
 def _clear_coverage_span(

@@ -84,6 +84,24 @@ def test_every_mart_the_demo_builds_exports(demo, capsys):
                     )
 
 
+def test_the_readme_column_glossary_names_real_columns(demo):
+    """Every column the README's glossary table names exists in the demo's bar marts."""
+    text = (REPO / "README.md").read_text()
+    table = text[text.index("| column | meaning |") :].split("\n\n", 1)[0]
+    named = {
+        name
+        for line in table.splitlines()[2:]
+        for name in re.findall(r"`([a-z_]+)`", line.split("|")[1])
+    }
+    marts = demo["paths"].marts
+    columns = {
+        c
+        for mart in ("bars_adjusted", "bars_resampled")
+        for c in pq.read_schema(marts / f"{mart}.parquet").names
+    }
+    assert len(named) >= 25 and named <= columns, named - columns
+
+
 def test_bad_export_requests_are_one_line_errors(demo, capsys):
     root = str(demo["paths"].root)
     for argv, message in [

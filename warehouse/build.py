@@ -183,6 +183,24 @@ def build_lock(paths: DataPaths) -> Iterator[None]:
         os.close(fd)  # releases the lock
 
 
+def universe_pairs(paths: DataPaths) -> list[dict[str, str]]:
+    """The ``pairs`` of the data root's universe file (``duckmarket.toml``), which every
+    ``duckmarket build`` passes to dbt as var('universe_pairs'); checked by
+    ``duckmarket update`` (a file that does not parse here adds nothing)."""
+    import tomllib
+
+    path = paths.root / "duckmarket.toml"
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return []
+    out = []
+    for pair in raw.get("pairs", []) if isinstance(raw.get("pairs"), list) else []:
+        if isinstance(pair, list) and len(pair) == 2 and all(isinstance(x, str) for x in pair):
+            out.append({"symbol_a": pair[0].strip(), "symbol_b": pair[1].strip()})
+    return out
+
+
 def _prepare_inputs(paths: DataPaths) -> None:
     """Exchange sessions for the calendars in use; never fatal (coverage shows it)."""
     try:
@@ -243,6 +261,9 @@ def _run_build_locked(
         exclude = f"{exclude} {PUBLICATION_MODEL}" if exclude else PUBLICATION_MODEL
     elif select:
         select = f"{select} {PUBLICATION_MODEL}"
+    pairs = universe_pairs(paths)
+    if pairs and "--vars" not in extra:
+        extra = [*extra, "--vars", json.dumps({"universe_pairs": pairs})]
     cmd = dbt_command(paths, select=select, exclude=exclude, full_refresh=full_refresh, extra=extra)
     shown = (
         "dbt build"

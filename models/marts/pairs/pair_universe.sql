@@ -1,4 +1,5 @@
-{#- The pairs the pairs marts compute: the seeded universe, plus the screened candidates
+{#- The pairs the pairs marts compute: the seeded universe, the universe file's pairs
+    (var('universe_pairs'), set by duckmarket update), plus the screened candidates
     when var('pairs_include_candidates') is true; pairs of symbols the lake does not hold
     are left out (the seed's relationships tests report them). -#}
 with
@@ -26,11 +27,25 @@ screened_pairs as (
 
 ),
 
+{# pairs of the universe file (duckmarket update passes them as var('universe_pairs')) #}
+configured_pairs as (
+
+    select
+        configured.pair.symbol_a || '_' || configured.pair.symbol_b as pair_id,
+        configured.pair.symbol_a,
+        configured.pair.symbol_b,
+        'universe' as pair_origin
+    from (select unnest({{ universe_pairs() }}) as pair) as configured
+
+),
+
 pairs_unioned as (
 
     select * from seeded_pairs
     union all
     select * from screened_pairs
+    union all
+    select * from configured_pairs
 
 ),
 

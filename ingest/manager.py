@@ -24,10 +24,18 @@ from .lake import Lake, VerifyReport, WriteReport
 from .manifest import from_us
 from .paths import DataPaths
 from .planner import plan
-from .schema import TS_TYPE, validate_symbol
+from .schema import SOURCE_FUNDING_SCHEMA, TS_TYPE, validate_symbol
+from .sources import lake_source_name
 from .sources import make as make_source
 from .sources.base import FetchResult, Source
-from .timeframes import SESSION_TIMEFRAMES, TICK, dataset_of, normalize_timeframe, parse_timeframe
+from .timeframes import (
+    FUNDING,
+    SESSION_TIMEFRAMES,
+    TICK,
+    dataset_of,
+    normalize_timeframe,
+    parse_timeframe,
+)
 from .timeutil import TimeLike, to_datetime
 
 #: how far back ``start=None`` reaches when the source has no limit of its own
@@ -128,7 +136,9 @@ class DataManager:
     # -- sources -------------------------------------------------------------------------
 
     def source(self, name: str | None = None) -> Source:
-        name = name or self.default_source
+        """The source of that name (``ccxt:binance`` and its lake name ``ccxt_binance``
+        are one source), built on first use."""
+        name = lake_source_name(name or self.default_source)
         if name not in self._sources:
             self._sources[name] = make_source(name)
         return self._sources[name]
@@ -203,7 +213,7 @@ class DataManager:
         """The source asked for, once it is known to serve ``timeframe`` (parsed)."""
         src = self.source(source)
         if not src.capabilities.supports(timeframe):
-            what = "tick data" if timeframe == TICK else f"{timeframe} bars"
+            what = {TICK: "tick data", FUNDING: "funding rates"}.get(timeframe, f"{timeframe} bars")
             raise UnsupportedRequestError(
                 f"source {src.name!r} has no {what}; it serves {', '.join(src.capabilities.served)}"
             )
@@ -310,6 +320,10 @@ class DataManager:
             fr = src.fetch_ticks(symbol, start, end)
             ticks = fr.ticks if fr.ticks is not None else fr.bars.slice(0, 0)
             return fr, self.lake.write_ticks(src.name, symbol, ticks, fetch_run_id=run), None
+        if dataset_of(timeframe) == "funding_rates":
+            fr = src.fetch_funding(symbol, start, end)
+            funding = fr.funding if fr.funding is not None else SOURCE_FUNDING_SCHEMA.empty_table()
+            return fr, self.lake.write_funding(src.name, symbol, funding, fetch_run_id=run), None
         fr = src.fetch_bars(symbol, timeframe, start, end)
         w = self.lake.write_bars(src.name, symbol, timeframe, fr.bars, fetch_run_id=run)
         forming_from = None
@@ -556,6 +570,24 @@ class DataManager:
             raise_for(report.failed[0])
         return _frame(self.lake.read_ticks(src.name, symbol, s, e), symbol)
 
+    def get_funding(
+        self,
+        symbol: str,
+        start: str | date | datetime | None = None,
+        end: str | date | datetime | None = None,
+        force_refresh: bool = False,
+        source: str | None = None,
+    ) -> pl.DataFrame:
+        """Funding payments of one perpetual swap (ts, rate, interval_hours, ...), fetching
+        what is missing."""
+        symbol = validate_symbol(symbol)
+        src, tf = self._series(self._holder([symbol], FUNDING, source), FUNDING)
+        s, e = self._bounds(src, tf, start, end)
+        report = self._ingest(src, [symbol], tf, s, e, force_refresh)
+        if report.failed:
+            raise_for(report.failed[0])
+        return _frame(self.lake.read_funding(src.name, symbol, s, e), symbol)
+
     # -- housekeeping --------------------------------------------------------------------
 
     def get_cache_stats(
@@ -569,11 +601,13 @@ class DataManager:
         every series or those of ``source``, ``symbol`` and ``timeframe``."""
         clauses, params = ["superseded_at is null"], []
         tf = None if timeframe is None else parse_timeframe(timeframe)
+        dataset = None if tf is None else dataset_of(tf)
         for column, value in (
-            ("source", source),
+            ("source", None if source is None else lake_source_name(source)),
             ("symbol", None if symbol is None else validate_symbol(symbol)),
-            ("timeframe", None if tf == TICK else tf),
-            ("dataset", "ticks" if tf == TICK else None),  # tick files carry no timeframe
+            ("timeframe", tf if dataset == "bars" else None),
+            # tick and funding files carry no timeframe
+            ("dataset", dataset if dataset not in (None, "bars") else None),
         ):
             if value is not None:
                 clauses.append(f"{column} = ?")
@@ -652,6 +686,7 @@ class DataManager:
         error, not a silent no-op."""
         symbol = None if symbol is None else validate_symbol(symbol)
         timeframe = None if timeframe is None else parse_timeframe(timeframe)
+        source = None if source is None else lake_source_name(source)
         if symbol is not None:
             held = self.lake.manifest.query(
                 "select 1 from coverage where symbol = ? union all "
@@ -684,7 +719,9 @@ class DataManager:
         return [
             f.path
             for f in self.lake.files_to_clear(
-                None if symbol is None else validate_symbol(symbol), timeframe, source
+                None if symbol is None else validate_symbol(symbol),
+                timeframe,
+                None if source is None else lake_source_name(source),
             )
         ]
 

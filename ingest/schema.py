@@ -8,6 +8,7 @@ Partition layout (hive style, partition columns live in the path, not in the fil
     bars/source=S/timeframe=TF/symbol=SYM/period=P/data.parquet
         P = calendar year (``2023``) for intraday timeframes, ``all`` for 1d and 1w
     ticks/source=S/symbol=SYM/period=YYYY-MM/data.parquet
+    funding_rates/source=S/symbol=SYM/data.parquet
     corporate_actions/source=S/symbol=SYM/data.parquet
     symbols/source=S/data.parquet
     rejects/dataset=D/source=S/data.parquet      rows refused at ingest, with a reason
@@ -81,6 +82,21 @@ TICKS = Dataset(
     order_by="ts",
 )
 
+FUNDING_RATES = Dataset(
+    name="funding_rates",
+    partition_by=("source", "symbol"),
+    file_key=("ts",),
+    schema=pa.schema(
+        [
+            ("ts", TS_TYPE),  # when the funding was paid (exchange time, UTC)
+            ("rate", pa.float64()),  # fraction of the position's notional: 0.0001 = 1 bp
+            ("interval_hours", pa.float64()),  # time since the previous payment (8.0)
+            ("ingested_at", TS_TYPE),
+        ]
+    ),
+    order_by="ts",
+)
+
 CORPORATE_ACTIONS = Dataset(
     name="corporate_actions",
     partition_by=("source", "symbol"),
@@ -136,11 +152,13 @@ REJECTS = Dataset(
 
 #: what a source hands the writer: bars without the writer's own ``ingested_at``
 SOURCE_BARS_SCHEMA = pa.schema([f for f in BARS.schema if f.name != "ingested_at"])
+#: funding rates as a source hands them over
+SOURCE_FUNDING_SCHEMA = pa.schema([f for f in FUNDING_RATES.schema if f.name != "ingested_at"])
 #: corporate actions as a source hands them over
 SOURCE_ACTIONS_SCHEMA = pa.schema([f for f in CORPORATE_ACTIONS.schema if f.name != "ingested_at"])
 
 DATASETS: dict[str, Dataset] = {
-    d.name: d for d in (BARS, TICKS, CORPORATE_ACTIONS, SYMBOLS, REJECTS)
+    d.name: d for d in (BARS, TICKS, FUNDING_RATES, CORPORATE_ACTIONS, SYMBOLS, REJECTS)
 }
 
 ACTION_TYPES = ("split", "dividend")

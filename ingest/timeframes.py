@@ -2,7 +2,8 @@
 
 A series in the lake is (source, symbol, timeframe). Bar timeframes (1m ... 1w) live in
 the ``bars`` dataset; :data:`TICK` names the ``ticks`` dataset, every trade as it
-happened. Coverage, planning and clearing treat both alike; only the dataset differs.
+happened, and :data:`FUNDING` the ``funding_rates`` dataset, the funding a perpetual swap
+pays. Coverage, planning and clearing treat them alike; only the dataset differs.
 """
 
 from __future__ import annotations
@@ -34,6 +35,10 @@ _ALIASES = {"60m": "1h", "1wk": "1w", "1h": "1h", "d": "1d", "1day": "1d"}
 TICK = "tick"
 _TICK_ALIASES = frozenset({"tick", "ticks", "trades"})
 
+#: The timeframe of the funding_rates dataset: a perpetual swap's funding payments.
+FUNDING = "funding"
+_FUNDING_ALIASES = frozenset({"funding", "funding_rate", "funding_rates"})
+
 
 def normalize_timeframe(timeframe: str) -> str:
     """Return the canonical name of bar timeframe ``timeframe`` or raise a clear error."""
@@ -56,12 +61,20 @@ def bar_length(timeframe: str) -> timedelta:
 
 
 def parse_timeframe(timeframe: str) -> str:
-    """A bar timeframe's canonical name, or :data:`TICK` for ``tick``/``ticks``/``trades``."""
-    if isinstance(timeframe, str) and timeframe.strip().lower() in _TICK_ALIASES:
-        return TICK
+    """A bar timeframe's canonical name, :data:`TICK` for ``tick``/``ticks``/``trades``, or
+    :data:`FUNDING` for ``funding``."""
+    if isinstance(timeframe, str):
+        word = timeframe.strip().lower()
+        if word in _TICK_ALIASES:
+            return TICK
+        if word in _FUNDING_ALIASES:
+            return FUNDING
     return normalize_timeframe(timeframe)
 
 
 def dataset_of(timeframe: str) -> str:
-    """The lake dataset that holds a (parsed) timeframe's data: ``ticks`` or ``bars``."""
-    return "ticks" if timeframe == TICK else "bars"
+    """The lake dataset that holds a (parsed) timeframe's data: ``ticks``,
+    ``funding_rates`` or ``bars``."""
+    if timeframe == TICK:
+        return "ticks"
+    return "funding_rates" if timeframe == FUNDING else "bars"

@@ -24,13 +24,21 @@ from .schema import (
     BARS,
     CORPORATE_ACTIONS,
     EXTRA_COLUMN_NAME,
+    FUNDING_RATES,
     PARTITION_COLUMNS,
     TICKS,
     TS_TYPE,
     Dataset,
 )
 
-__all__ = ["Validated", "reject_table", "validate_actions", "validate_bars", "validate_ticks"]
+__all__ = [
+    "Validated",
+    "reject_table",
+    "validate_actions",
+    "validate_bars",
+    "validate_funding",
+    "validate_ticks",
+]
 
 
 def _to_utc(col: pa.ChunkedArray | pa.Array, name: str) -> pa.Array:
@@ -273,5 +281,37 @@ def validate_ticks(table: pa.Table) -> Validated:
         ("price is NaN, infinite, zero or negative", pc.invert(pc.is_finite(price))),
         ("size is negative, NaN or missing", pc.invert(pc.greater_equal(size, 0))),
         ("duplicate (ts, seq) in batch (last kept)", _earlier_duplicates(table, ["ts", "seq"])),
+    ]
+    return _split_bad(table, checks, "ts")
+
+
+def validate_funding(table: pa.Table) -> Validated:
+    """Type and check a batch of funding rates (ts, rate, interval_hours, extras).
+
+    Rows rejected: a null ts, a NaN, infinite or missing rate (rates may be negative: the
+    shorts pay), a zero or negative interval, a duplicate ts (the last occurrence is kept).
+    ``interval_hours`` may be missing or null (a lone payment has no previous one)."""
+    if not isinstance(table, pa.Table):
+        raise InvalidInputError("funding rates must be a pyarrow Table")
+    _check_columns(table, FUNDING_RATES, optional={"interval_hours", "ingested_at"})
+    table = table.drop_columns([c for c in ("ingested_at",) if c in table.column_names])
+    table = table.set_column(
+        table.schema.get_field_index("ts"), "ts", _to_utc(table.column("ts"), "ts")
+    )
+    if "interval_hours" not in table.column_names:
+        table = table.append_column("interval_hours", pa.nulls(table.num_rows, pa.float64()))
+    for c in ("rate", "interval_hours"):
+        table = _as_float(table, c)
+    rate, interval = table.column("rate"), table.column("interval_hours")
+    checks = [
+        ("null timestamp", pc.is_null(table.column("ts"))),
+        ("rate is NaN, infinite or missing", pc.invert(pc.is_finite(rate))),
+        (
+            "interval is zero, negative or not finite",
+            pc.fill_null(
+                pc.or_(pc.invert(pc.is_finite(interval)), pc.less_equal(interval, 0)), False
+            ),
+        ),
+        ("duplicate timestamp in batch (last kept)", _earlier_duplicates(table, ["ts"])),
     ]
     return _split_bad(table, checks, "ts")

@@ -10,7 +10,7 @@ from typing import Any
 import pyarrow as pa
 
 from ..errors import UnsupportedRequestError
-from ..timeframes import TICK
+from ..timeframes import FUNDING, TICK
 
 
 @dataclass(frozen=True)
@@ -39,19 +39,30 @@ class Capabilities:
     has_actions: bool = False
     #: limits of ``fetch_ticks`` (None: the source has no ticks)
     ticks: TimeframeLimits | None = None
+    #: limits of ``fetch_funding`` (None: the source has no funding rates)
+    funding: TimeframeLimits | None = None
 
     def limits(self, timeframe: str) -> TimeframeLimits | None:
-        """What the source can serve of one series: a bar timeframe or ``TICK``; None when
-        it serves nothing of it."""
-        return self.ticks if timeframe == TICK else self.timeframes.get(timeframe)
+        """What the source can serve of one series: a bar timeframe, ``TICK`` or
+        ``FUNDING``; None when it serves nothing of it."""
+        if timeframe == TICK:
+            return self.ticks
+        if timeframe == FUNDING:
+            return self.funding
+        return self.timeframes.get(timeframe)
 
     def supports(self, timeframe: str) -> bool:
         return self.limits(timeframe) is not None
 
     @property
     def served(self) -> list[str]:
-        """Every timeframe the source serves, bars first, ``tick`` last when it has trades."""
-        return [*self.timeframes, *([TICK] if self.ticks is not None else [])]
+        """Every timeframe the source serves: bars first, then ``tick`` when it has trades
+        and ``funding`` when it has funding rates."""
+        return [
+            *self.timeframes,
+            *([TICK] if self.ticks is not None else []),
+            *([FUNDING] if self.funding is not None else []),
+        ]
 
 
 @dataclass
@@ -74,6 +85,8 @@ class FetchResult:
     notes: list[str] = field(default_factory=list)
     #: trades, for ``fetch_ticks``
     ticks: pa.Table | None = None
+    #: funding payments (ts, rate, interval_hours), for ``fetch_funding``
+    funding: pa.Table | None = None
 
 
 class Source(ABC):
@@ -92,6 +105,11 @@ class Source(ABC):
         """Trades with ``start <= ts < end`` in ``FetchResult.ticks`` (ts, seq, price, size,
         side, venue); sources without ticks refuse."""
         raise UnsupportedRequestError(f"source {self.name!r} has no tick data")
+
+    def fetch_funding(self, symbol: str, start: datetime, end: datetime) -> FetchResult:
+        """Funding payments with ``start <= ts < end`` in ``FetchResult.funding`` (ts, rate,
+        interval_hours); sources without perpetual swaps refuse."""
+        raise UnsupportedRequestError(f"source {self.name!r} has no funding rates")
 
     def list_symbols(self) -> list[str] | None:
         """Symbols the source generates or holds, when it knows them (None otherwise)."""

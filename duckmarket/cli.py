@@ -776,6 +776,10 @@ def build_parser() -> argparse.ArgumentParser:
     csv.add_argument("--calendar", help="exchange_calendars name for coverage, e.g. XNYS, or 24/7")
     csv.set_defaults(func=cmd_ingest_csv)
 
+    from .cli_ccxt import add_ccxt_commands
+
+    add_ccxt_commands(isub, sub)  # ingest ccxt, and symbols
+
     st = sub.add_parser("status", help="what the lake holds")
     st.add_argument("--source", help="only this source")
     st.add_argument("--symbol", help="only this symbol")

@@ -126,23 +126,7 @@ def test_symbols_of_a_source_that_is_not_an_exchange_is_a_usage_error(paths, fak
         run(paths, "symbols", "yfinance")
 
 
-def _wired(monkeypatch) -> None:
-    """cli.build_parser with the two lines the CLI gains (in this test only)."""
-    original = cli.build_parser
-
-    def build_parser() -> argparse.ArgumentParser:
-        parser = original()
-        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-        ingest = sub.choices["ingest"]
-        isub = next(a for a in ingest._actions if isinstance(a, argparse._SubParsersAction))
-        add_ccxt_commands(isub, sub)
-        return parser
-
-    monkeypatch.setattr(cli, "build_parser", build_parser)
-
-
 def test_the_commands_through_duckmarket_main(tmp_path, fake, monkeypatch, capsys):
-    _wired(monkeypatch)
     root = str(tmp_path / "data")
     argv = ["--data-dir", root, "ingest", "ccxt", "--exchange", "binance", "ETH/USDT"]
     assert cli.main([*argv, "-t", "4h", "--start", "2024-05-01", "--end", "2024-05-02"]) == 0

@@ -140,6 +140,30 @@ create table if not exists exports (
     data_files text,  -- JSON list of file_ids live when the export was written
     created_at integer not null
 );
+-- trained models and the data they were trained on (warehouse/artifacts.py)
+create table if not exists model_artifacts (
+    artifact_id integer primary key autoincrement,
+    name text not null,
+    version text not null,
+    model_type text not null,
+    path text not null,                     -- the artifact file, absolute, at registration
+    bytes integer not null,
+    sha256 text not null,
+    metrics_json text not null default '{}',
+    feature_set text not null,              -- e.g. features_technical_v1
+    feature_definition_sha256 text not null,
+    split_json text,                        -- the walk-forward split's bounds (null: none)
+    marts_set text,                         -- the published set the features came from
+    data_files_fingerprint text not null,   -- SHA-256 over the files' checksums, by path
+    notes text,
+    registered_at integer not null,
+    unique (name, version)
+);
+create table if not exists model_artifact_files (
+    artifact_id integer not null references model_artifacts (artifact_id),
+    file_id integer not null references data_files (file_id),
+    primary key (artifact_id, file_id)
+);
 """
 
 
@@ -731,6 +755,41 @@ class Manifest:
             tmp = directory / f".{name}.parquet.tmp"
             pq.write_table(table, tmp)
             tmp.replace(directory / f"{name}.parquet")
+
+    # -- model artifacts -------------------------------------------------------------------
+
+    def add_model_artifact(self, row: dict[str, Any], file_ids: Iterable[int]) -> int:
+        """Record a trained model (``row``: the model_artifacts columns but the id and the
+        time) with the data files it was trained on, in one transaction."""
+        cols = [k for k in row if k not in ("artifact_id", "registered_at")]
+        with self.transaction() as c:
+            cur = c.execute(
+                f"""insert into model_artifacts ({", ".join(cols)}, registered_at)
+                    values ({", ".join("?" for _ in cols)}, ?)""",
+                [*(row[k] for k in cols), _now_us()],
+            )
+            artifact_id = int(cur.lastrowid or 0)
+            c.executemany(
+                "insert into model_artifact_files (artifact_id, file_id) values (?, ?)",
+                [(artifact_id, f) for f in sorted(set(file_ids))],
+            )
+            return artifact_id
+
+    def model_artifacts(self, **where: object) -> list[dict[str, Any]]:
+        clauses, params = _where(**where)
+        return self.query(f"select * from model_artifacts {clauses} order by artifact_id", params)
+
+    def model_artifact_files(self, artifact_id: int) -> list[dict[str, Any]]:
+        """The data files a model was trained on, each as the manifest recorded it then
+        (``superseded_at`` set: the lake has a newer version of that file since)."""
+        return self.query(
+            """select f.file_id, f.dataset, f.path, f.source, f.symbol, f.timeframe, f.period,
+                      f.rows, f.min_us, f.max_us, f.bytes, f.sha256, f.committed_at,
+                      f.superseded_at
+               from model_artifact_files a join data_files f on f.file_id = a.file_id
+               where a.artifact_id = ? order by f.path""",
+            (artifact_id,),
+        )
 
 
 def _where(**kv: object) -> tuple[str, list[object]]:

@@ -5,7 +5,9 @@
 * :mod:`warehouse.calendars`: exchange sessions written for the coverage models;
 * :mod:`warehouse.pit`: point-in-time adjusted bars read from the marts;
 * :mod:`warehouse.features`: the feature-set registry the feature models build;
-* :mod:`warehouse.kernels`: compiled (numba) kernels the dbt Python models call.
+* :mod:`warehouse.kernels`: compiled (numba) kernels the dbt Python models call;
+* :mod:`warehouse.artifacts`: trained models registered with the data they were trained on;
+* :mod:`warehouse.report`: the HTML report (coverage, quality, prices, pairs, runs).
 
 >>> from warehouse import run_build, bars_as_of                     # doctest: +SKIP
 >>> run_build(DataPaths.from_arg("data"))                          # doctest: +SKIP
@@ -14,9 +16,11 @@
 
 from __future__ import annotations
 
+from .artifacts import get_artifact, list_artifacts, register_artifact
 from .build import BuildError, BuildResult, WarehouseLockedError, run_build
 from .marts import current_set, publish_marts, summary
 from .pit import bars_as_of
+from .report import render_report, write_report
 
 __all__ = [
     "BuildError",
@@ -24,7 +28,12 @@ __all__ = [
     "WarehouseLockedError",
     "bars_as_of",
     "current_set",
+    "get_artifact",
+    "list_artifacts",
     "publish_marts",
+    "register_artifact",
+    "render_report",
     "run_build",
     "summary",
+    "write_report",
 ]

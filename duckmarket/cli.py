@@ -835,6 +835,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_sql_command(sub)
     add_export_command(sub)
     add_serve_command(sub)
+
+    from .cli_report import add_report_commands
+
+    add_report_commands(sub)  # report, artifacts
     _data_dir_everywhere(p)
     return p
 

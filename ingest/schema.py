@@ -12,6 +12,8 @@ Partition layout (hive style, partition columns live in the path, not in the fil
     corporate_actions/source=S/symbol=SYM/data.parquet
     symbols/source=S/data.parquet
     rejects/dataset=D/source=S/data.parquet      rows refused at ingest, with a reason
+    backtest_runs/run_id=R/data.parquet           one row per recorded backtest (written last)
+    signals|fills|trades|equity/run_id=R/data.parquet   a run's results (ingest/backtests.py)
 
 A point query (one symbol, one month) opens one file; a full scan opens one file per
 symbol and year of intraday bars and one per symbol of daily bars (see the README for the
@@ -150,6 +152,114 @@ REJECTS = Dataset(
     order_by="rejected_at",
 )
 
+# --- backtests (written by ingest/backtests.py; a run is visible once its runs row is) ---
+
+BACKTEST_RUNS = Dataset(
+    name="backtest_runs",
+    partition_by=("run_id",),
+    file_key=("strategy",),  # one row per file
+    schema=pa.schema(
+        [
+            ("strategy", pa.string()),
+            ("universe", pa.string()),  # the pair or universe traded, e.g. 'KO/PEP'
+            ("start_ts", TS_TYPE),  # first equity period
+            ("end_ts", TS_TYPE),  # last equity period
+            ("config", pa.string()),  # canonical JSON (sorted keys, no spaces)
+            ("engine", pa.string()),  # 'vectorbt', 'backtesting.py', 'duckmarket', ...
+            ("code_version", pa.string()),
+            ("lake_state", pa.string()),  # SHA-256 of the (path, sha256) of the files read
+            ("lake_file_ids", pa.string()),  # JSON list of the data_files ids read
+            ("build_run_id", pa.int64()),  # the warehouse build read, if any
+            ("periods_per_year", pa.float64()),
+            ("results_sha256", pa.string()),  # of signals, fills, trades and equity
+            ("created_at", TS_TYPE),
+        ]
+    ),
+    order_by="created_at",
+)
+
+SIGNALS = Dataset(
+    name="signals",
+    partition_by=("run_id",),
+    file_key=("signal_id",),
+    schema=pa.schema(
+        [
+            ("signal_id", pa.int64()),
+            ("ts", TS_TYPE),
+            ("direction", pa.string()),  # long_spread | short_spread | flat (or long/short)
+            ("legs", pa.string()),  # JSON list of symbols, e.g. '["KO","PEP"]'
+            ("hedge_ratio", pa.float64()),
+            ("size", pa.float64()),
+            ("inputs_as_of", TS_TYPE),  # latest ts of any input the signal used
+        ]
+    ),
+    order_by="ts",
+)
+
+FILLS = Dataset(
+    name="fills",
+    partition_by=("run_id",),
+    file_key=("fill_id",),
+    schema=pa.schema(
+        [
+            ("fill_id", pa.int64()),
+            ("signal_id", pa.int64()),
+            ("ts", TS_TYPE),
+            ("symbol", pa.string()),
+            ("side", pa.string()),  # buy | sell
+            ("quantity", pa.float64()),  # > 0; the side gives the sign
+            ("price", pa.float64()),
+            ("commission", pa.float64()),
+            ("slippage_bps", pa.float64()),
+        ]
+    ),
+    order_by="ts",
+)
+
+TRADES = Dataset(
+    name="trades",
+    partition_by=("run_id",),
+    file_key=("trade_id",),
+    schema=pa.schema(
+        [
+            ("trade_id", pa.int64()),
+            ("symbol", pa.string()),
+            ("direction", pa.string()),  # long | short
+            ("entry_ts", TS_TYPE),
+            ("exit_ts", TS_TYPE),
+            ("entry_price", pa.float64()),  # quantity-weighted
+            ("exit_price", pa.float64()),
+            ("quantity", pa.float64()),
+            ("commission", pa.float64()),
+            ("pnl", pa.float64()),  # net of commission
+            ("trade_return", pa.float64()),  # pnl / entry notional
+            ("bars_held", pa.int64()),
+        ]
+    ),
+    order_by="entry_ts",
+)
+
+EQUITY = Dataset(
+    name="equity",
+    partition_by=("run_id",),
+    file_key=("ts",),
+    schema=pa.schema(
+        [
+            ("ts", TS_TYPE),
+            ("equity", pa.float64()),
+            ("cash", pa.float64()),
+            ("positions_value", pa.float64()),
+            ("gross_exposure", pa.float64()),  # sum |position value| / equity
+            ("net_exposure", pa.float64()),  # sum position value / equity
+            ("period_return", pa.float64()),
+        ]
+    ),
+    order_by="ts",
+)
+
+#: a run's result tables, written before its ``backtest_runs`` row
+BACKTEST_RESULTS = (SIGNALS, FILLS, TRADES, EQUITY)
+
 #: what a source hands the writer: bars without the writer's own ``ingested_at``
 SOURCE_BARS_SCHEMA = pa.schema([f for f in BARS.schema if f.name != "ingested_at"])
 #: funding rates as a source hands them over
@@ -158,13 +268,25 @@ SOURCE_FUNDING_SCHEMA = pa.schema([f for f in FUNDING_RATES.schema if f.name != 
 SOURCE_ACTIONS_SCHEMA = pa.schema([f for f in CORPORATE_ACTIONS.schema if f.name != "ingested_at"])
 
 DATASETS: dict[str, Dataset] = {
-    d.name: d for d in (BARS, TICKS, FUNDING_RATES, CORPORATE_ACTIONS, SYMBOLS, REJECTS)
+    d.name: d
+    for d in (
+        BARS,
+        TICKS,
+        FUNDING_RATES,
+        CORPORATE_ACTIONS,
+        SYMBOLS,
+        REJECTS,
+        BACKTEST_RUNS,
+        *BACKTEST_RESULTS,
+    )
 }
 
 ACTION_TYPES = ("split", "dividend")
 
 #: columns that live in partition paths; a batch that carries them is refused
 PARTITION_COLUMNS = frozenset({"source", "symbol", "timeframe", "period", "dataset"})
+#: what a run id looks like in a path: the first 20 hex digits of a SHA-256
+RUN_ID = re.compile(r"[0-9a-f]{20}")
 #: what an extra vendor column may be called (vwap, trade_count, adj_close, ...)
 EXTRA_COLUMN_NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
 

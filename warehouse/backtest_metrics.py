@@ -1,0 +1,178 @@
+"""Backtest metrics, one row per run, computed here and nowhere else (numpy).
+
+Notation: ``r_1..r_n`` the run's period returns (``equity.period_return``), ``P`` its
+periods per year (``backtest_runs.periods_per_year``), ``W_0 = 1`` and
+``W_k = Π_{i≤k} (1 + r_i)`` its wealth index. Annual rates (risk free ``rf``, Sortino
+target ``T``) become per-period ones as ``x_p = (1 + x)^(1/P) - 1``.
+
+==========================  ==============================================================
+total_return                ``W_n - 1``
+cagr                        ``W_n^(P/n) - 1``
+volatility                  ``std(r, ddof=1) · √P``
+sharpe                      ``mean(e) / std(e, ddof=1) · √P`` with ``e_i = r_i - rf_p``
+sortino                     ``mean(d) / √(Σ min(d_i, 0)² / n) · √P`` with ``d_i = r_i - T_p``
+                            (downside deviation over *all* n periods, as empyrical)
+max_drawdown                ``max_k (1 - W_k / max_{j≤k} W_j)``, a positive fraction
+max_drawdown_duration       periods from the peak before the deepest trough to the first
+                            period back at that peak (or to the last period if never)
+calmar                      ``cagr / max_drawdown``
+n_trades                    round trips closed (``trades`` rows)
+hit_rate_trades             ``#(pnl > 0) / n_trades``
+hit_rate_periods            ``#(r > 0) / #(r ≠ 0)`` (flat periods left out)
+profit_factor               ``Σ pnl⁺ / |Σ pnl⁻|`` (inf with wins and no losses)
+avg_win, avg_loss           mean pnl of winning, of losing trades (avg_loss ≤ 0)
+exposure                    ``#(gross_exposure ≠ 0) / n``, the share of periods invested
+turnover                    ``Σ |quantity · price| of fills / mean(equity) · P / n``, the
+                            book traded per year
+==========================  ==============================================================
+
+Undefined values (a zero deviation, no trades, no losses) are NaN, never an error.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from ingest.backtests import read_run_table, read_runs
+from ingest.lake import Lake
+from ingest.paths import DataPaths
+
+METRICS = (
+    "total_return",
+    "cagr",
+    "volatility",
+    "sharpe",
+    "sortino",
+    "max_drawdown",
+    "max_drawdown_duration",
+    "calmar",
+    "n_trades",
+    "hit_rate_trades",
+    "hit_rate_periods",
+    "profit_factor",
+    "avg_win",
+    "avg_loss",
+    "exposure",
+    "turnover",
+)
+
+
+def per_period(annual: float, periods_per_year: float) -> float:
+    """An annual rate as the per-period rate that compounds to it."""
+    return (1.0 + annual) ** (1.0 / periods_per_year) - 1.0
+
+
+def compute_metrics(
+    returns: Sequence[float] | np.ndarray,
+    *,
+    periods_per_year: float = 252.0,
+    risk_free: float = 0.0,
+    target: float = 0.0,
+    trade_pnl: Sequence[float] | np.ndarray = (),
+    gross_exposure: Sequence[float] | np.ndarray | None = None,
+    equity: Sequence[float] | np.ndarray | None = None,
+    traded_notional: float = 0.0,
+) -> dict[str, float]:
+    """Every metric of the module docstring for one run (``risk_free``, ``target`` annual)."""
+    r = np.asarray(returns, dtype=np.float64)
+    pnl = np.asarray(trade_pnl, dtype=np.float64)
+    n = r.size
+    p = float(periods_per_year)
+    nan = math.nan
+    out: dict[str, float] = dict.fromkeys(METRICS, nan)
+    out["n_trades"] = float(pnl.size)
+    if n == 0:
+        return out
+    wealth = np.concatenate([[1.0], np.cumprod(1.0 + r)])
+    total = wealth[-1] - 1.0
+    out["total_return"] = total
+    out["cagr"] = wealth[-1] ** (p / n) - 1.0 if wealth[-1] > 0 else -1.0
+    root = math.sqrt(p)
+    if n > 1:
+        out["volatility"] = float(np.std(r, ddof=1)) * root
+        excess = r - per_period(risk_free, p)
+        sd = float(np.std(excess, ddof=1))
+        out["sharpe"] = float(np.mean(excess)) / sd * root if sd > 0 else nan
+    d = r - per_period(target, p)
+    downside = math.sqrt(float(np.mean(np.minimum(d, 0.0) ** 2)))
+    out["sortino"] = float(np.mean(d)) / downside * root if downside > 0 else nan
+    peaks = np.maximum.accumulate(wealth)
+    drawdown = 1.0 - wealth / peaks
+    trough = int(np.argmax(drawdown))
+    out["max_drawdown"] = float(drawdown[trough])
+    if drawdown[trough] > 0:
+        peak = int(np.flatnonzero(wealth[: trough + 1] == peaks[trough])[0])
+        back = np.flatnonzero(wealth[trough:] >= peaks[trough])
+        end = trough + int(back[0]) if back.size else n
+        out["max_drawdown_duration"] = float(end - peak)
+        out["calmar"] = out["cagr"] / out["max_drawdown"]
+    else:
+        out["max_drawdown_duration"] = 0.0
+    moving = np.count_nonzero(r != 0.0)
+    out["hit_rate_periods"] = np.count_nonzero(r > 0.0) / moving if moving else nan
+    if pnl.size:
+        wins, losses = pnl[pnl > 0], pnl[pnl < 0]
+        out["hit_rate_trades"] = wins.size / pnl.size
+        gained, lost = float(wins.sum()), float(-losses.sum())
+        out["profit_factor"] = gained / lost if lost > 0 else (math.inf if gained > 0 else nan)
+        out["avg_win"] = float(wins.mean()) if wins.size else nan
+        out["avg_loss"] = float(losses.mean()) if losses.size else nan
+    if gross_exposure is not None:
+        g = np.asarray(gross_exposure, dtype=np.float64)
+        out["exposure"] = np.count_nonzero(g != 0.0) / n
+    if equity is not None:
+        mean_equity = float(np.mean(np.asarray(equity, dtype=np.float64)))
+        if mean_equity > 0:
+            out["turnover"] = traded_notional / mean_equity * p / n
+    return out
+
+
+def run_metrics(
+    data: Lake | DataPaths | str | os.PathLike[str] | None,
+    *,
+    risk_free: float = 0.0,
+    target: float = 0.0,
+) -> pl.DataFrame:
+    """One row per recorded run: run_id, strategy, engine, created_at and every metric."""
+    lake = data if isinstance(data, Lake) else Lake(data)
+    try:
+        rows = [
+            _run_row(lake, run, risk_free, target) for run in read_runs(lake).iter_rows(named=True)
+        ]
+    finally:
+        if lake is not data:
+            lake.close()
+    schema = {"run_id": pl.String, "strategy": pl.String, "engine": pl.String}
+    if not rows:
+        return pl.DataFrame(schema={**schema, **dict.fromkeys(METRICS, pl.Float64)})
+    return pl.DataFrame(rows).with_columns(pl.col("n_trades").cast(pl.Int64))
+
+
+def _run_row(lake: Lake, run: dict[str, Any], risk_free: float, target: float) -> dict[str, Any]:
+    run_id = run["run_id"]
+    equity = read_run_table(lake, "equity", run_id)
+    trades = read_run_table(lake, "trades", run_id)
+    fills = read_run_table(lake, "fills", run_id)
+    m = compute_metrics(
+        equity["period_return"].to_numpy(),
+        periods_per_year=run["periods_per_year"],
+        risk_free=risk_free,
+        target=target,
+        trade_pnl=trades["pnl"].to_numpy(),
+        gross_exposure=equity["gross_exposure"].to_numpy(),
+        equity=equity["equity"].to_numpy(),
+        traded_notional=float((fills["quantity"] * fills["price"]).abs().sum()),
+    )
+    return {
+        "run_id": run_id,
+        "strategy": run["strategy"],
+        "engine": run["engine"],
+        "created_at": run["created_at"],
+        **m,
+    }

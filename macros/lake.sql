@@ -18,6 +18,10 @@
             ('size', 'double'), ('side', 'varchar'), ('venue', 'varchar'),
             ('ingested_at', 'timestamptz'),
         ],
+        'funding_rates': [
+            ('source', 'varchar'), ('symbol', 'varchar'), ('ts', 'timestamptz'),
+            ('rate', 'double'), ('interval_hours', 'double'), ('ingested_at', 'timestamptz'),
+        ],
         'corporate_actions': [
             ('source', 'varchar'), ('symbol', 'varchar'), ('ex_date', 'date'),
             ('action_type', 'varchar'), ('split_ratio', 'double'),
@@ -109,6 +113,23 @@
         when '4h' then interval 4 hour
         when '1d' then interval 1 day
         when '1w' then interval 7 day
+    end
+{%- endmacro %}
+
+
+{#- a timeframe column's bar length in microseconds (integer arithmetic, no ICU) -#}
+{% macro timeframe_microseconds(timeframe_column) -%}
+    case {{ timeframe_column }}
+        when '1m' then 60000000
+        when '2m' then 120000000
+        when '5m' then 300000000
+        when '15m' then 900000000
+        when '30m' then 1800000000
+        when '1h' then 3600000000
+        when '90m' then 5400000000
+        when '4h' then 14400000000
+        when '1d' then 86400000000
+        when '1w' then 604800000000
     end
 {%- endmacro %}
 

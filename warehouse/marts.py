@@ -71,6 +71,7 @@ PUBLISHED: dict[str, tuple[str, ...]] = {
     "pair_ou_parameters": (),
     "pair_spreads": (),
     "pair_universe": (),
+    "perpetual_bars": ("symbol", "timeframe", "ts"),
     "quality_quarantine": ("symbol", "ts"),
     "walk_forward_splits": (),
 }

@@ -47,6 +47,7 @@ def depends_on(dbt):
         dbt.ref("pair_ou_parameters"),
         dbt.ref("pair_spreads"),
         dbt.ref("pair_universe"),
+        dbt.ref("perpetual_bars"),
         dbt.ref("quality_quarantine"),
         dbt.ref("walk_forward_splits"),
     ]

@@ -33,7 +33,7 @@ from ingest.manager import DataManager
 from ingest.manifest import Manifest, from_us, to_us
 from ingest.paths import DataPaths
 from ingest.sources import make as make_source
-from ingest.timeframes import TICK, bar_length
+from ingest.timeframes import FUNDING, TICK, bar_length, dataset_of
 
 from .config import CONFIG_NAME, WEEKDAYS, Config, Series
 
@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 __all__ = ["SeriesOutcome", "UpdateReport", "UpdateRunningError", "run_update"]
 
 #: bar values compared to find revisions
-_COMPARED = ("open", "high", "low", "close", "volume")
+_COMPARED = ("open", "high", "low", "close", "volume", "rate")
 
 
 class UpdateRunningError(DuckmarketError):
@@ -317,17 +317,23 @@ def _settled(now: datetime, tf: str) -> datetime:
 
 
 def _length(tf: str) -> timedelta:
-    return timedelta(minutes=1) if tf == TICK else bar_length(tf)
+    if tf == TICK:
+        return timedelta(minutes=1)
+    if tf == FUNDING:
+        return timedelta(hours=8)  # the usual funding interval of perpetual swaps
+    return bar_length(tf)
 
 
 def _bars(dm: DataManager, source: str, symbol: str, tf: str, s: datetime, e: datetime) -> pa.Table:
     if tf == TICK:
         return dm.lake.read_ticks(source, symbol, s, e)
+    if tf == FUNDING:
+        return dm.lake.read_funding(source, symbol, s, e)
     return dm.lake.read_bars(source, symbol, tf, s, e)
 
 
 def _last_bar(dm: DataManager, source: str, symbol: str, tf: str) -> datetime | None:
-    dataset, timeframe = ("ticks", None) if tf == TICK else ("bars", tf)
+    dataset, timeframe = dataset_of(tf), (None if tf in (TICK, FUNDING) else tf)
     clauses = "dataset = ? and source = ? and symbol = ? and superseded_at is null"
     params: list[object] = [dataset, source, symbol]
     if timeframe is not None:

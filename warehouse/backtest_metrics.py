@@ -31,6 +31,7 @@ Undefined values (a zero deviation, no trades, no losses) are NaN, never an erro
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from collections.abc import Sequence
@@ -40,6 +41,7 @@ import numpy as np
 import polars as pl
 
 from ingest.backtests import read_run_table, read_runs
+from ingest.errors import InvalidInputError
 from ingest.lake import Lake
 from ingest.paths import DataPaths
 
@@ -176,3 +178,50 @@ def _run_row(lake: Lake, run: dict[str, Any], risk_free: float, target: float) -
         "created_at": run["created_at"],
         **m,
     }
+
+
+def compare_runs(
+    data: Lake | DataPaths | str | os.PathLike[str] | None,
+    run_ids: Sequence[str] | None = None,
+    *,
+    risk_free: float = 0.0,
+    target: float = 0.0,
+) -> tuple[pl.DataFrame, dict[str, dict[str, Any]]]:
+    """(metrics of the runs, oldest first; the config keys whose values differ between them).
+
+    Run ids may be abbreviated to a unique prefix. The differences map each differing key
+    (nested keys joined with dots) to ``{run_id: value}``, a missing key as None."""
+    table = run_metrics(data, risk_free=risk_free, target=target)
+    if run_ids:
+        chosen = [_unique_prefix(table["run_id"].to_list(), r) for r in run_ids]
+        table = table.filter(pl.col("run_id").is_in(chosen))
+    runs = read_runs(data)
+    configs = {
+        r["run_id"]: _flatten(json.loads(r["config"]))
+        for r in runs.iter_rows(named=True)
+        if r["run_id"] in set(table["run_id"].to_list())
+    }
+    keys = sorted({k for c in configs.values() for k in c})
+    diff = {
+        k: {rid: c.get(k) for rid, c in configs.items()}
+        for k in keys
+        if len({json.dumps(c.get(k), sort_keys=True) for c in configs.values()}) > 1
+    }
+    return table.sort("created_at"), diff
+
+
+def _unique_prefix(run_ids: list[str], prefix: str) -> str:
+    found = [r for r in run_ids if r.startswith(prefix)]
+    if len(found) != 1:
+        what = "no recorded run" if not found else f"{len(found)} runs"
+        raise InvalidInputError(f"{what} with an id starting {prefix!r}; list them first")
+    return found[0]
+
+
+def _flatten(config: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(config, dict) and config:
+        out: dict[str, Any] = {}
+        for k, v in config.items():
+            out.update(_flatten(v, f"{prefix}{k}."))
+        return out
+    return {prefix.rstrip("."): config}

@@ -265,7 +265,7 @@ def _update_series(
     start = series.start_at(now)
     if start >= now:
         raise InvalidInputError(f"{series.source} {tf}: start {start:%Y-%m-%d} is in the future")
-    src = series.source
+    src = dm.source(series.source).name  # as the lake stores it (ccxt:binance -> ccxt_binance)
     outcomes = {
         r.symbol: SeriesOutcome(src, r.symbol, tf, r.status, r.rows, r.api_calls, error=r.error)
         for r in dm.ingest(list(series.symbols), tf, start, now, source=src).results

@@ -144,40 +144,80 @@ def run_metrics(
     """One row per recorded run: run_id, strategy, engine, created_at and every metric."""
     lake = data if isinstance(data, Lake) else Lake(data)
     try:
-        rows = [
-            _run_row(lake, run, risk_free, target) for run in read_runs(lake).iter_rows(named=True)
-        ]
+        runs = read_runs(lake)
+        tables = {
+            name: [read_run_table(lake, name, rid) for rid in runs["run_id"].to_list()]
+            for name in ("equity", "trades", "fills")
+        }
     finally:
         if lake is not data:
             lake.close()
-    schema = {"run_id": pl.String, "strategy": pl.String, "engine": pl.String}
-    if not rows:
-        return pl.DataFrame(schema={**schema, **dict.fromkeys(METRICS, pl.Float64)})
-    return pl.DataFrame(rows).with_columns(pl.col("n_trades").cast(pl.Int64))
-
-
-def _run_row(lake: Lake, run: dict[str, Any], risk_free: float, target: float) -> dict[str, Any]:
-    run_id = run["run_id"]
-    equity = read_run_table(lake, "equity", run_id)
-    trades = read_run_table(lake, "trades", run_id)
-    fills = read_run_table(lake, "fills", run_id)
-    m = compute_metrics(
-        equity["period_return"].to_numpy(),
-        periods_per_year=run["periods_per_year"],
-        risk_free=risk_free,
-        target=target,
-        trade_pnl=trades["pnl"].to_numpy(),
-        gross_exposure=equity["gross_exposure"].to_numpy(),
-        equity=equity["equity"].to_numpy(),
-        traded_notional=float((fills["quantity"] * fills["price"]).abs().sum()),
-    )
-    return {
-        "run_id": run_id,
-        "strategy": run["strategy"],
-        "engine": run["engine"],
-        "created_at": run["created_at"],
-        **m,
+    ids = runs["run_id"].to_list()
+    frames = {
+        name: pl.concat(
+            [t.with_columns(pl.lit(rid).alias("run_id")) for rid, t in zip(ids, ts, strict=True)]
+        )
+        if ts
+        else None
+        for name, ts in tables.items()
     }
+    return metrics_frame(
+        runs, frames["equity"], frames["trades"], frames["fills"], risk_free, target
+    )
+
+
+#: the columns of :func:`metrics_frame`, in order, with their types
+METRICS_SCHEMA: dict[str, pl.DataType] = {
+    "run_id": pl.String(),
+    "strategy": pl.String(),
+    "engine": pl.String(),
+    "created_at": pl.Datetime("us", "UTC"),
+    **{m: (pl.Int64() if m == "n_trades" else pl.Float64()) for m in METRICS},
+}
+
+
+def metrics_frame(
+    runs: pl.DataFrame,
+    equity: pl.DataFrame | None,
+    trades: pl.DataFrame | None,
+    fills: pl.DataFrame | None,
+    risk_free: float = 0.0,
+    target: float = 0.0,
+) -> pl.DataFrame:
+    """Metrics of every run in ``runs`` from its rows (by ``run_id``) of the result tables:
+    what :func:`run_metrics` and the dbt mart ``backtest_metrics`` both call."""
+    if runs.height == 0:
+        return pl.DataFrame(schema=METRICS_SCHEMA)
+    if runs.height == 0:
+        return pl.DataFrame(schema=METRICS_SCHEMA)
+    rows = []
+    for run in runs.sort("created_at").iter_rows(named=True):
+        rid = run["run_id"]
+        eq = _rows_of(equity, rid, "ts")
+        tr = _rows_of(trades, rid, "trade_id")
+        fi = _rows_of(fills, rid, "fill_id")
+        m = compute_metrics(
+            eq["period_return"].to_numpy() if eq is not None else [],
+            periods_per_year=run["periods_per_year"],
+            risk_free=risk_free,
+            target=target,
+            trade_pnl=tr["pnl"].to_numpy() if tr is not None else [],
+            gross_exposure=eq["gross_exposure"].to_numpy() if eq is not None else None,
+            equity=eq["equity"].to_numpy() if eq is not None else None,
+            traded_notional=float((fi["quantity"] * fi["price"]).abs().sum())
+            if fi is not None
+            else 0.0,
+        )
+        m["n_trades"] = int(m["n_trades"])
+        m["n_trades"] = int(m["n_trades"])
+        rows.append({k: run[k] for k in ("run_id", "strategy", "engine", "created_at")} | m)
+    return pl.DataFrame(rows, schema=METRICS_SCHEMA)
+
+
+def _rows_of(table: pl.DataFrame | None, run_id: str, order: str) -> pl.DataFrame | None:
+    if table is None:
+        return None
+    return table.filter(pl.col("run_id") == run_id).sort(order)
 
 
 def compare_runs(

@@ -56,6 +56,7 @@ __all__ = [
 #: (models/publication/published_marts.py) refs each of them
 PUBLISHED: dict[str, tuple[str, ...]] = {
     "adjustment_factors": ("symbol", "known_from", "valid_from"),
+    "backtest_metrics": ("run_id",),
     "bars_adjusted": ("symbol", "timeframe", "ts"),
     "bars_from_ticks": ("symbol", "ts"),
     "bars_resampled": ("symbol", "timeframe", "ts"),

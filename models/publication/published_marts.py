@@ -32,6 +32,7 @@ def depends_on(dbt):
     """Never called: dbt reads these refs to run this model after every mart."""
     return [
         dbt.ref("adjustment_factors"),
+        dbt.ref("backtest_metrics"),
         dbt.ref("bars_adjusted"),
         dbt.ref("bars_from_ticks"),
         dbt.ref("bars_resampled"),

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from ingest.errors import InvalidInputError
 
 from .keys import KeyStore, default_keys_file
+from .ratelimit import RateLimit
 from .sql import SqlLimits
 
 if TYPE_CHECKING:  # FastAPI and uvicorn load only when serving
@@ -24,6 +25,7 @@ if TYPE_CHECKING:  # FastAPI and uvicorn load only when serving
 
 __all__ = [
     "KeyStore",
+    "RateLimit",
     "ServerConfig",
     "SqlLimits",
     "create_app",

@@ -4,6 +4,12 @@ Every route but ``/v1/health`` needs an ``X-API-Key``; ``POST /v1/sql`` needs a 
 one. Results come as JSON, CSV, Parquet or an Arrow IPC stream (``format=`` or ``Accept``)
 and stream batch by batch. Pages end with a ``next_cursor`` (also in the ``X-Next-Cursor``
 and ``Link`` headers) to pass back as ``cursor=`` for the next page.
+
+Every request reads one published set of marts (``on_current_set``). Errors are a JSON
+body with a message and never a traceback or a path of the machine; a client's mistake
+is a 4xx. The only 5xx on purpose is 503 with ``Retry-After``: every SQL worker busy, or
+builds publishing faster than a request can finish. A key past its request rate gets 429
+with ``Retry-After`` (``ServerConfig.rate_limit``); SQL limits are ``ServerConfig.sql``.
 """
 
 import contextlib
@@ -11,17 +17,17 @@ import importlib.metadata as _metadata
 import logging
 import re
 import threading
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import duckdb
 import pyarrow as pa
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from fastapi.security import APIKeyHeader
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -30,7 +36,7 @@ from starlette.staticfiles import StaticFiles
 from ingest.errors import DuckmarketError
 from ingest.paths import DataPaths
 
-from .formats import MEDIA_TYPES, NotAcceptableError, encode, negotiate
+from .formats import MEDIA_TYPES, NotAcceptableError, encode, encode_capped, negotiate
 from .keys import KEY_HEADER, ApiKey, KeyStore, default_keys_file
 from .queries import (
     MartShapeError,
@@ -46,8 +52,11 @@ from .queries import (
     split_list,
     symbols_page,
 )
-from .snapshots import MartNotFoundError, Snapshot, list_marts
-from .sql import SqlLimits, SqlTimeoutError, run_sql
+from .ratelimit import RateLimit, RateLimiter
+from .redact import machine_prefixes, scrub_paths
+from .snapshots import MartNotFoundError, Snapshot, list_marts, log_ignored
+from .sql import SqlBusyError, SqlLimits, SqlMemoryError, SqlTimeoutError
+from .workers import SqlWorkers
 
 __all__ = ["ServerConfig", "create_app"]
 
@@ -67,7 +76,11 @@ class ServerConfig:
     max_limit: int = 1_000_000
     batch_rows: int = 65_536
     duckdb_threads: int = 2
+    #: memory of the REST routes' queries together (they share one in-process DuckDB)
+    duckdb_memory_limit: str = "2GB"
     sql: SqlLimits = field(default_factory=SqlLimits)
+    #: requests per API key (429 with Retry-After past it)
+    rate_limit: RateLimit = field(default_factory=RateLimit)
 
     @property
     def keys_path(self) -> Path:
@@ -80,7 +93,23 @@ def _code(exc: BaseException) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower() or "error"
 
 
+class MartsRepublishingError(DuckmarketError):
+    """Builds published so fast that a request lost its set of marts three times (503)."""
+
+    retry_after_s = 1
+
+
+#: how often a request starts again on the new set when builds swept its own
+SET_ATTEMPTS = 3
+#: failures a swept set cannot cause: never retried
+_NOT_FROM_A_SWEPT_SET = (SqlTimeoutError, SqlMemoryError, SqlBusyError, NotAcceptableError)
+
+T = TypeVar("T")
+
+
 def _status(exc: DuckmarketError) -> int:
+    if isinstance(exc, SqlBusyError | MartsRepublishingError):
+        return 503
     if isinstance(exc, UnknownSymbolError | MartNotFoundError):
         return 404
     if isinstance(exc, MartShapeError):
@@ -92,17 +121,26 @@ def _status(exc: DuckmarketError) -> int:
     return 400
 
 
-def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None):
+def _error(
+    status: int,
+    code: str,
+    message: str,
+    headers: dict[str, str] | None = None,
+    prefixes: list[str] | None = None,
+):
+    # no path of the server's machine in any answer (redact.py)
+    message = scrub_paths(message, prefixes or ())
     body = {"error": {"status": status, "code": code, "message": message}}
     return JSONResponse(body, status_code=status, headers=headers)
 
 
 # -- per-request resources ---------------------------------------------------------------------
 class _Request:
-    """The files and the DuckDB cursor of one request, released once, whatever happens."""
+    """The set of marts and the DuckDB cursor of one request, released once, whatever
+    happens."""
 
-    def __init__(self, db: duckdb.DuckDBPyConnection, paths: DataPaths) -> None:
-        self.snap = Snapshot(paths.marts)
+    def __init__(self, db: duckdb.DuckDBPyConnection, snap: Snapshot) -> None:
+        self.snap = snap
         self._db = db
         self._cur: duckdb.DuckDBPyConnection | None = None
         self._lock = threading.Lock()
@@ -134,14 +172,18 @@ def create_app(config: ServerConfig) -> FastAPI:
     """The FastAPI application serving ``config.paths``; run it with uvicorn."""
     paths = config.paths
     keys = KeyStore(config.keys_path)
+    limiter = RateLimiter(config.rate_limit)
+    workers = SqlWorkers(config.sql)
+    prefixes = machine_prefixes(paths.root, config.keys_path.parent)
     db = duckdb.connect(
         ":memory:",
         config={
             "threads": config.duckdb_threads,
+            "memory_limit": config.duckdb_memory_limit,
             "autoinstall_known_extensions": False,
             "autoload_known_extensions": False,
-            # files are named by descriptor (/proc/self/fd/N) and numbers are reused: no
-            # cache may outlive a request
+            # a mart replaced in place (a plain marts directory) keeps its name: no cache
+            # keyed by path may outlive the file
             "enable_external_file_cache": False,
         },
     )
@@ -160,24 +202,31 @@ def create_app(config: ServerConfig) -> FastAPI:
         ),
         docs_url=None,  # served below from local assets: /docs works offline
         redoc_url=None,
+        lifespan=_lifespan,
     )
     _offline_docs(app)
     app.state.config = config
     app.state.keys = keys
+    app.state.sql_workers = workers
 
     # -- errors: a clear JSON body, never a stack trace --------------------------------------
     @app.exception_handler(DuckmarketError)
     async def _duckmarket_error(request: Request, exc: DuckmarketError) -> JSONResponse:
-        return _error(_status(exc), _code(exc), str(exc))
+        status = _status(exc)
+        retry = getattr(exc, "retry_after_s", None)
+        headers = {"Retry-After": str(retry)} if status == 503 and retry else None
+        return _error(status, _code(exc), str(exc), headers, prefixes)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed"}
+        code[429] = "rate_limited"
         return _error(
             exc.status_code,
             code.get(exc.status_code, "http_error"),
             str(exc.detail),
             headers=getattr(exc, "headers", None),
+            prefixes=prefixes,
         )
 
     @app.exception_handler(RequestValidationError)
@@ -186,7 +235,9 @@ def create_app(config: ServerConfig) -> FastAPI:
         for e in exc.errors()[:5]:
             where = ".".join(str(p) for p in e.get("loc", ()))
             parts.append(f"{where}: {e.get('msg', 'invalid')}")
-        return _error(422, "invalid_parameter", "; ".join(parts) or "invalid request")
+        return _error(
+            422, "invalid_parameter", "; ".join(parts) or "invalid request", prefixes=prefixes
+        )
 
     @app.exception_handler(Exception)
     async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
@@ -207,6 +258,15 @@ def create_app(config: ServerConfig) -> FastAPI:
         if record is None:
             raise HTTPException(
                 401, "invalid or revoked API key", headers={"WWW-Authenticate": "ApiKey"}
+            )
+        wait = limiter.retry_after(record.id)
+        if wait:
+            raise HTTPException(
+                429,
+                f"too many requests for key {record.name!r} (at most "
+                f"{config.rate_limit.per_second:g} a second, {config.rate_limit.burst} at once); "
+                f"retry in {wait} s",
+                headers={"Retry-After": str(wait)},
             )
         return record
 
@@ -236,22 +296,28 @@ def create_app(config: ServerConfig) -> FastAPI:
         cursor: str | None,
         meta: dict[str, object] | None = None,
     ) -> StreamingResponse:
-        """Open this request's pinned view of the marts, build the page on it, and stream
-        the result; the view is closed when the body is sent or anything fails."""
-        req = new_request()
-        try:
-            page = build(req.snap)
-            f = negotiate(fmt, request.headers.get("accept"))
-            result = run_page(
-                req.cur,
-                page,
-                limit=limit or config.default_limit,
-                cursor=cursor,
-                batch_rows=config.batch_rows,
-            )
-        except BaseException:
-            req.close()
-            raise
+        """Build the page on one published set of marts and stream the result; the
+        request's cursor is closed when the body is sent or anything fails."""
+        f = negotiate(fmt, request.headers.get("accept"))
+
+        def start(snap: Snapshot) -> tuple[_Request, object]:
+            req = _Request(db, snap)
+            try:
+                page = build(snap)
+                # once run_page returns, DuckDB holds the files open: the stream no longer
+                # needs the set to exist
+                return req, run_page(
+                    req.cur,
+                    page,
+                    limit=limit or config.default_limit,
+                    cursor=cursor,
+                    batch_rows=config.batch_rows,
+                )
+            except BaseException:
+                req.close()
+                raise
+
+        req, result = on_current_set(start, discard=lambda started: started[0].close())
         headers = {"Cache-Control": "no-store"}
         if result.next_cursor:
             headers["X-Next-Cursor"] = result.next_cursor
@@ -277,8 +343,31 @@ def create_app(config: ServerConfig) -> FastAPI:
 
         return StreamingResponse(body(), media_type=MEDIA_TYPES[fmt], headers=headers)
 
-    def new_request() -> _Request:
-        return _Request(db, paths)
+    def on_current_set(
+        work: Callable[[Snapshot], T], discard: Callable[[T], None] | None = None
+    ) -> T:
+        """``work`` on the published set current now; again on the new set if builds
+        swept its set meanwhile (see snapshots.py), so a request reads one set whole.
+        ``discard`` releases a result that is thrown away."""
+        for _ in range(SET_ATTEMPTS):
+            snap = Snapshot(paths.marts)
+            try:
+                result = work(snap)
+            except _NOT_FROM_A_SWEPT_SET:
+                raise
+            except Exception:
+                if not snap.is_stale():
+                    raise
+            else:
+                # still current: never swept. Superseded but whole: as good as current.
+                if not snap.is_stale() or snap.is_intact():
+                    return result
+                if discard is not None:
+                    discard(result)
+            log.info("marts republished during a request; starting it again on the new set")
+        raise MartsRepublishingError(
+            "the marts were republished several times during this request; retry in a second"
+        )
 
     try:
         with Snapshot(paths.marts) as snap:
@@ -291,8 +380,9 @@ def create_app(config: ServerConfig) -> FastAPI:
     )
 
     # -- routes ----------------------------------------------------------------------------------
+    # async: answered on the event loop, never queued behind requests in the thread pool
     @app.get("/v1/health", tags=["meta"], summary="Liveness and what is built (no key needed)")
-    def health() -> dict[str, object]:
+    async def health() -> dict[str, object]:
         marts = list_marts(paths.marts)
         return {
             "status": "ok",
@@ -303,22 +393,25 @@ def create_app(config: ServerConfig) -> FastAPI:
 
     @app.get("/v1/timeframes", tags=["meta"], summary="Timeframes of the bars that are built")
     def timeframes(key: Key) -> dict[str, object]:
-        with Snapshot(paths.marts) as snap:
-            built = built_timeframes(snap)
+        built = on_current_set(built_timeframes)
         return {"timeframes": [{"timeframe": tf, "mart": mart} for tf, mart in built.items()]}
 
     @app.get("/v1/marts", tags=["meta"], summary="Built marts and their columns")
     def marts(key: Key) -> dict[str, object]:
-        out = []
-        with Snapshot(paths.marts) as snap:
-            for name in list_marts(paths.marts):
+        def describe(snap: Snapshot) -> list[dict[str, object]]:
+            out = []
+            for name in list_marts(snap.marts_dir):
                 try:
                     schema = snap.schema(name)
-                except (MartNotFoundError, OSError, pa.ArrowException):
+                except MartNotFoundError:
+                    if snap.is_stale():
+                        raise  # the set was swept: start again on the new one
                     continue
                 cols = [{"name": f.name, "type": str(f.type)} for f in schema]
                 out.append({"name": name, "columns": cols})
-        return {"marts": out}
+            return out
+
+        return {"marts": on_current_set(describe)}
 
     @app.get("/v1/symbols", tags=["data"], summary="Symbols with their reference data")
     def symbols(
@@ -434,28 +527,48 @@ def create_app(config: ServerConfig) -> FastAPI:
         body: SqlRequest,
         key: Annotated[ApiKey, Depends(require_trusted)],
         fmt: Fmt = None,
-    ) -> StreamingResponse:
+    ) -> Response:
         f = negotiate(fmt, request.headers.get("accept"))
         cap = min(body.max_rows or config.sql.max_rows, config.sql.max_rows)
-        limits = SqlLimits(
-            timeout_s=config.sql.timeout_s,
-            max_rows=cap,
-            memory_limit=config.sql.memory_limit,
-            threads=config.sql.threads,
-        )
-        with Snapshot(paths.marts) as snap:
-            result = run_sql(snap, body.sql, limits)
+        limits = replace(config.sql, max_rows=cap)
+
+        def run(snap: Snapshot):
+            # the worker reads the marts of this one set (snapshots.py)
+            return snap.marts_dir, workers.run(snap.marts_dir, body.sql, limits)
+
+        set_dir, result = on_current_set(run)
+        for name, why in result.ignored:
+            log_ignored(set_dir, name, why)
+        table = result.table
+
+        def meta(kept: int) -> dict[str, object]:
+            by = "bytes" if kept < table.num_rows else result.truncated_by
+            return {
+                "truncated": by is not None,
+                "truncated_by": by,
+                "row_cap": cap,
+                "byte_cap": config.sql.max_bytes,
+            }
+
+        # the whole answer is at most max_bytes as sent, in whatever format
+        content, kept = encode_capped(f, table, meta, config.sql.max_bytes)
+        info = meta(kept)
         log.info(
             "sql by %s: %d rows%s",
             key.name,
-            result.table.num_rows,
-            " (truncated)" if result.truncated else "",
+            kept,
+            f" (truncated by {info['truncated_by']})" if info["truncated"] else "",
         )
-        headers = {"Cache-Control": "no-store", "X-Truncated": str(result.truncated).lower()}
-        meta = {"truncated": result.truncated, "row_cap": cap}
-        return _respond(None, f, result.table.schema, result.table.to_batches(), meta, headers)
+        headers = {"Cache-Control": "no-store", "X-Truncated": str(info["truncated"]).lower()}
+        return Response(content, media_type=MEDIA_TYPES[f], headers=headers)
 
     return app
+
+
+@contextlib.asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    yield
+    app.state.sql_workers.close()  # idle SQL workers stop with the server
 
 
 def _offline_docs(app: FastAPI) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import io
 import json
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 
@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 
 from ingest.errors import InvalidInputError
 
-__all__ = ["FORMATS", "MEDIA_TYPES", "NotAcceptableError", "encode", "negotiate"]
+__all__ = ["FORMATS", "MEDIA_TYPES", "NotAcceptableError", "encode", "encode_capped", "negotiate"]
 
 MEDIA_TYPES = {
     "json": "application/json",
@@ -42,8 +42,12 @@ _ACCEPT = {
 }
 
 
+#: what polars raises when it meets a case it does not handle (not an Exception)
+_PANIC = getattr(pl.exceptions, "PanicException", ValueError)
+
+
 class NotAcceptableError(InvalidInputError):
-    """No format the client accepts (HTTP 406)."""
+    """No format the client accepts, or an answer the format cannot hold (HTTP 406)."""
 
 
 def negotiate(fmt: str | None, accept: str | None) -> str:
@@ -149,7 +153,8 @@ def _rows_json(batch: pa.RecordBatch) -> bytes:
         cols = [_iso_strings(c) if pa.types.is_timestamp(c.type) else c for c in batch.columns]
         text = pl.from_arrow(pa.RecordBatch.from_arrays(cols, names=batch.schema.names))
         return text.write_json().encode()[1:-1]  # type: ignore[union-attr]
-    except (pl.exceptions.PolarsError, pa.ArrowException, TypeError, ValueError):
+    except (pl.exceptions.PolarsError, pa.ArrowException, TypeError, ValueError, _PANIC):
+        # polars panics (a BaseException) on types it cannot write yet, e.g. binary
         rows = _nan_to_null(batch).to_pylist()
         return ",".join(_dumps(r) for r in rows).encode()
 
@@ -213,3 +218,29 @@ def encode(
             lambda s: pq.ParquetWriter(s, schema, compression="zstd"), batches, sink
         )
     raise InvalidInputError(f"unknown format {fmt!r}")
+
+
+def encode_capped(
+    fmt: str,
+    table: pa.Table,
+    meta: Callable[[int], dict[str, object]],
+    max_bytes: int,
+) -> tuple[bytes, int]:
+    """The whole body of ``table`` in ``fmt``, at most ``max_bytes`` long: rows are cut
+    from the end until it fits. ``meta(rows_kept)`` gives the JSON body's metadata (it
+    says whether rows were cut). Returns the body and the number of rows in it."""
+    rows = table.num_rows
+    while True:
+        kept = table.slice(0, rows)
+        try:
+            body = b"".join(encode(fmt, table.schema, kept.to_batches(), meta(rows)))
+        except (pa.ArrowException, TypeError, ValueError, OverflowError, _PANIC):
+            types = ", ".join(f"{f.name} ({f.type})" for f in table.schema)[:300]
+            raise NotAcceptableError(
+                f"the answer cannot be written as {fmt}: its columns are {types}; ask for "
+                "format=arrow (every type) or cast the column to varchar in the query"
+            ) from None
+        if len(body) <= max_bytes or rows == 0:
+            return body, rows
+        # shrink in proportion, a little more, so a couple of rounds suffice
+        rows = min(rows - 1, int(rows * max_bytes / len(body) * 0.95))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -84,7 +85,12 @@ def parse_time(value: str | None, name: str) -> datetime | None:
             f"{name}={value[:40]!r} is not a date or time; use ISO 8601, "
             "e.g. 2024-01-31 or 2024-01-31T14:30:00Z"
         ) from None
-    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+    try:
+        return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+    except OverflowError:  # 9999-12-31T23:00-05:00 is in year 10000 in UTC
+        raise InvalidInputError(
+            f"{name}={value[:40]!r} is outside the years 0001-9999 once converted to UTC"
+        ) from None
 
 
 def parse_date(value: str, name: str) -> date:
@@ -180,23 +186,77 @@ def encode_cursor(values: Sequence[object], fingerprint: str) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str, fingerprint: str, n_keys: int) -> list[object]:
-    bad = InvalidInputError(
+class InvalidCursorError(InvalidInputError):
+    """A cursor this server did not write for these parameters (HTTP 400)."""
+
+
+def _bad_cursor() -> InvalidCursorError:
+    return InvalidCursorError(
         "invalid cursor: pass the next_cursor of the previous page unchanged, "
         "with the same parameters"
     )
+
+
+def decode_cursor(
+    cursor: str, fingerprint: str, n_keys: int, key_types: Sequence[pa.DataType] | None = None
+) -> list[object]:
+    """The key values in ``cursor``. With ``key_types`` (the page's key columns), each
+    value must be of its column's type and in its range: an edited cursor is refused here
+    rather than failing in DuckDB."""
     if len(cursor) > 2000:
-        raise bad
+        raise _bad_cursor()
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         doc = json.loads(raw)
+        if not isinstance(doc, dict) or not isinstance(doc.get("k"), list):
+            raise ValueError("not a cursor")
         values = [_dec_value(v) for v in doc["k"]]
-        same_query = doc["q"] == fingerprint
-    except (ValueError, KeyError, TypeError):
-        raise bad from None
+        same_query = doc.get("q") == fingerprint
+    except (ValueError, KeyError, TypeError, RecursionError):
+        raise _bad_cursor() from None
     if not same_query or len(values) != n_keys:
-        raise bad
+        raise _bad_cursor()
+    if key_types is not None:
+        for value, typ in zip(values, key_types, strict=True):
+            if not _fits(value, typ):
+                raise _bad_cursor()
     return values
+
+
+def _fits(value: object, typ: pa.DataType) -> bool:
+    """``value`` (as a cursor decodes it) can stand for a value of a column of ``typ``."""
+    if value is None:
+        return True
+    if pa.types.is_timestamp(typ):
+        # cursors hold times in UTC; another offset could leave the years DuckDB converts
+        return isinstance(value, datetime) and value.utcoffset() == timedelta(0)
+    if pa.types.is_date(typ):
+        return isinstance(value, date) and not isinstance(value, datetime)
+    if pa.types.is_boolean(typ):
+        return isinstance(value, bool)
+    if pa.types.is_integer(typ):
+        if isinstance(value, bool) or not isinstance(value, int):
+            return False
+        bits = typ.bit_width
+        low, high = (
+            (0, 2**bits - 1)
+            if pa.types.is_unsigned_integer(typ)
+            else (
+                -(2 ** (bits - 1)),
+                2 ** (bits - 1) - 1,
+            )
+        )
+        return low <= value <= high
+    if pa.types.is_floating(typ):
+        return (
+            isinstance(value, int | float)
+            and not isinstance(value, bool)
+            and math.isfinite(value)
+            and abs(value) < 1e300
+        )
+    if pa.types.is_string(typ) or pa.types.is_large_string(typ):
+        return isinstance(value, str)
+    return isinstance(value, str)  # other types travel as their text (encode_cursor)
 
 
 def fingerprint(*parts: object) -> str:
@@ -254,7 +314,10 @@ def run_page(
     """Run one page of ``page``: the rows from ``cursor`` on, at most ``limit`` of them."""
     filters, params = list(page.filters), list(page.params)
     if cursor:
-        values = decode_cursor(cursor, page.fingerprint, len(page.keys))
+        # the key columns' types, from the files' metadata (no row is read)
+        probe = f"select {', '.join(page.keys)} from {page.source} limit 0"
+        key_types = cur.execute(probe, page.source_params).to_arrow_table().schema.types
+        values = decode_cursor(cursor, page.fingerprint, len(page.keys), key_types)
         expr, extra = _keyset(page.keys, values)
         filters.append(expr)
         params += extra
@@ -408,9 +471,12 @@ def bars_page(
         prices["volume"] = f"bars.volume / {split}"
         prices["split_factor"] = split
         prices["dividend_factor"] = "coalesce(factors.dividend_factor, 1.0)"
-        # as seen on the as-of date: no bar after that day exists yet
-        as_of_end = datetime.combine(adjustment.as_of, datetime.min.time(), UTC) + timedelta(1)
-        end = as_of_end if end is None else min(end, as_of_end)
+        # as seen on the as-of date: no bar after that day exists yet (on the last day a
+        # datetime can hold, every bar is before it)
+        if adjustment.as_of < date.max:
+            as_of_end = datetime.combine(adjustment.as_of, datetime.min.time(), UTC)
+            as_of_end += timedelta(1)
+            end = as_of_end if end is None else min(end, as_of_end)
 
     if start is not None:
         filters.append("bars.ts >= ?")

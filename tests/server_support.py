@@ -215,15 +215,46 @@ def build_data_root(root: Path) -> DataPaths:
     return paths
 
 
+def publish_set(paths: DataPaths, changes: dict[str, pa.Table] | None = None) -> Path:
+    """Publish the marts being served, with ``changes`` (mart -> new table), as a new set,
+    through the warehouse's own publication (``marts`` -> ``.marts/<build_id>``, older
+    sets swept); returns the new set's directory. The first call turns the plain
+    ``marts`` directory of :func:`build_data_root` into a set."""
+    import duckdb
+
+    from warehouse.marts import publish
+
+    con = duckdb.connect()
+    try:
+        con.execute("set TimeZone = 'UTC'")
+        tables = dict(changes or {})
+        for path in sorted(Path(os.path.realpath(paths.marts)).glob("*.parquet")):
+            if path.stem not in tables and path.is_file() and not path.is_symlink():
+                try:
+                    tables[path.stem] = pq.read_table(path)
+                except pa.ArrowException:  # a stray file a test put there: not a mart
+                    continue
+        for name, table in tables.items():
+            con.register("incoming", table)
+            con.execute(f'create table "{name}" as select * from incoming')
+            con.unregister("incoming")
+        return publish(con, paths, {name: () for name in tables}).path
+    finally:
+        con.close()
+
+
 @dataclass
 class RunningServer:
     url: str
     server: object
     thread: threading.Thread
+    app: object = None
 
     def stop(self) -> None:
         self.server.should_exit = True  # type: ignore[attr-defined]
         self.thread.join(10)
+        if self.app is not None:  # lifespan is off here: stop the SQL workers ourselves
+            self.app.state.sql_workers.close()  # type: ignore[attr-defined]
 
 
 def start_server(paths: DataPaths, keys_file: Path, **config: object) -> RunningServer:
@@ -243,4 +274,4 @@ def start_server(paths: DataPaths, keys_file: Path, **config: object) -> Running
             raise RuntimeError("the server did not start")
         time.sleep(0.01)
     port = server.servers[0].sockets[0].getsockname()[1]
-    return RunningServer(f"http://127.0.0.1:{port}", server, thread)
+    return RunningServer(f"http://127.0.0.1:{port}", server, thread, app)

@@ -17,7 +17,13 @@ import pytest
 
 from server.keys import KeyStore
 from server.snapshots import Snapshot
-from tests.server_support import bars_table, build_data_root, start_server, write_atomically
+from tests.server_support import (
+    bars_table,
+    build_data_root,
+    publish_set,
+    start_server,
+    write_atomically,
+)
 
 
 @pytest.fixture
@@ -69,16 +75,20 @@ def test_a_response_streaming_during_a_rebuild_keeps_the_old_version(env):
     assert client.get("/v1/bars/MSFT", params={"timeframe": "1m"}).status_code == 404
 
 
-def test_a_snapshot_reads_one_version_even_after_replacement(tmp_path):
-    mart = tmp_path / "m.parquet"
-    pq.write_table(pa.table({"x": [1, 2, 3]}), mart)
-    with Snapshot(tmp_path) as snap:
-        path = snap.mart("m")
-        write_atomically(pa.table({"x": [9]}), mart)
-        assert pq.read_table(path)["x"].to_pylist() == [1, 2, 3]
-        assert snap.schema("m").names == ["x"]
-    with Snapshot(tmp_path) as snap:
-        assert pq.read_table(snap.mart("m"))["x"].to_pylist() == [9]
+def test_a_snapshot_reads_one_published_set_until_it_is_swept(tmp_path):
+    paths = build_data_root(tmp_path)
+    first = publish_set(paths)
+    snap = Snapshot(paths.marts)
+    assert snap.marts_dir == first and not snap.is_stale()
+    # one build publishes: the snapshot still reads its own set, whole
+    publish_set(paths, {"bars_adjusted": bars_table(extra_symbol="NEWCO")})
+    assert snap.is_stale()
+    old = pq.read_table(snap.mart("bars_adjusted"))
+    assert "NEWCO" not in old["symbol"].to_pylist()
+    assert Snapshot(paths.marts).marts_dir != first
+    # the next one sweeps it: the snapshot says so, and the callers start again
+    publish_set(paths)
+    assert not first.exists() and snap.is_stale()
 
 
 def test_no_file_descriptors_leak(env):

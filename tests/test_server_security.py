@@ -200,20 +200,33 @@ def test_the_sql_endpoint_refuses(env, name):
 
 
 def test_the_lockdown_is_in_place_inside_the_query(env):
-    sql = (
-        "select name, value from duckdb_settings() where name in "
-        "('enable_external_access', 'lock_configuration', 'autoinstall_known_extensions', "
-        "'autoload_known_extensions') order by name"
-    )
-    r = env["client"].post("/v1/sql", json={"sql": sql}, headers={"X-API-Key": env["admin"]})
-    assert r.status_code == 200, r.text
-    settings = {row["name"]: row["value"] for row in r.json()["data"]}
-    assert settings == {
+    """The settings are locked on the query's connection (read here directly: the
+    endpoint itself refuses settings functions, which name the server's directories)."""
+    from server.snapshots import Snapshot
+    from server.sql import SqlLimits, _locked_connection
+
+    with Snapshot(env["root"] / "marts") as snap:
+        con, _marts = _locked_connection(snap, SqlLimits())
+    try:
+        rows = con.execute(
+            "select name, value from duckdb_settings() where name in "
+            "('enable_external_access', 'lock_configuration', 'autoinstall_known_extensions', "
+            "'autoload_known_extensions') order by name"
+        ).fetchall()
+    finally:
+        con.close()
+    assert dict(rows) == {
         "autoinstall_known_extensions": "false",
         "autoload_known_extensions": "false",
         "enable_external_access": "false",
         "lock_configuration": "true",
     }
+    r = env["client"].post(
+        "/v1/sql",
+        json={"sql": "select name, value from duckdb_settings()"},
+        headers={"X-API-Key": env["admin"]},
+    )
+    assert r.status_code == 400 and "duckdb_settings" in r.json()["error"]["message"]
 
 
 def test_a_long_query_is_stopped_by_the_timeout(tmp_path):

@@ -4,8 +4,12 @@ mart equals the Python API's metrics (the same function computes both)."""
 from __future__ import annotations
 
 import math
+from datetime import timedelta
 
 import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import pytest
 
 from ingest.backtests import record_backtest
@@ -81,3 +85,22 @@ def test_a_lake_without_backtests_builds_empty_models(tmp_path):
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr
     assert _query(paths, "select count(*) from backtest_metrics") == [(0,)]
     assert _query(paths, "select count(*) from staging.stg_backtests__fills") == [(0,)]
+
+
+def test_data_tests_catch_a_fill_before_its_signal_and_unbalanced_equity(tmp_path):
+    """Files altered behind record_backtest's back: the dbt data tests still catch them."""
+    paths = DataPaths(tmp_path / "data").ensure()
+    run = record_backtest(paths, **_run())
+    fills = paths.lake / "fills" / f"run_id={run.run_id}" / "data.parquet"
+    t = pq.read_table(fills)
+    early = pc.subtract(t.column("ts"), pa.scalar(timedelta(days=3)))
+    pq.write_table(t.set_column(t.schema.get_field_index("ts"), "ts", early), fills)
+    equity = paths.lake / "equity" / f"run_id={run.run_id}" / "data.parquet"
+    t = pq.read_table(equity)
+    cash = pc.add(t.column("cash"), 1.0)
+    pq.write_table(t.set_column(t.schema.get_field_index("cash"), "cash", cash), equity)
+    proc = dbt(paths, "build", "--select", "source:backtests+")
+    assert proc.returncode != 0
+    for name in ("assert_backtest_fills_after_signals", "assert_backtest_equity_balances"):
+        failed = [line for line in proc.stdout.splitlines() if "FAIL" in line and name in line]
+        assert failed, proc.stdout[-3000:]

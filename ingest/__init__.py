@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+from .backtests import record_backtest
 from .errors import (
     DuckmarketError,
     InvalidInputError,
@@ -40,4 +41,5 @@ __all__ = [
     "SymbolNotFoundError",
     "UnsupportedRequestError",
     "make_source",
+    "record_backtest",
 ]

@@ -32,14 +32,17 @@ value -- exact only for one-sided books, so pass both exposures for a long/short
 signals: ``ts, direction`` required; ``signal_id, legs, hedge_ratio, size,
 inputs_as_of`` optional.
 
-vectorbt (``pf = vbt.Portfolio.from_signals(...)``)::
+vectorbt (``pf = vbt.Portfolio.from_signals(...)``, price columns named by symbol, several
+symbols as one portfolio with ``cash_sharing=True`` so that ``pf.value()`` is one curve)::
 
     fills = pf.orders.records_readable          # one row per order fill
     fill_columns = VECTORBT_FILLS               # Timestamp->ts, Column->symbol, Size->
                                                 # quantity, Price->price, Fees->commission,
                                                 # Side->side, Order Id->fill_id
     equity = pd.DataFrame({"equity": pf.value(), "cash": pf.cash(),
-                           "positions_value": pf.asset_value()})   # index -> ts
+                           "positions_value": pf.asset_value()})
+    equity_columns = {"ts": "Date"}             # the index becomes a column: ``ts`` when
+                                                # unnamed, else map its name (here Date)
 
 backtesting.py (``stats = Backtest(...).run()``): it keeps trades, not fills; turn each
 trade into its entry and exit fills with :func:`fills_from_round_trips`::
@@ -47,8 +50,8 @@ trade into its entry and exit fills with :func:`fills_from_round_trips`::
     fills = fills_from_round_trips(stats._trades, symbol="KO",
                                    columns=BACKTESTING_PY_TRADES)  # EntryTime, ExitTime,
                                                 # Size (signed), EntryPrice, ExitPrice
-    equity = stats._equity_curve[["Equity"]]    # index -> ts; Equity -> equity
-    equity_columns = {"equity": "Equity"}       # cash derived from initial_cash
+    equity = stats._equity_curve[["Equity"]]    # its DatetimeIndex becomes ``ts``
+    equity_columns = {"equity": "Equity"}       # cash derived from initial_cash and fills
 
 Round-trip trades are derived from fills per symbol: a trade opens when the position
 leaves zero and closes when it returns to zero (a fill that crosses zero closes one trade

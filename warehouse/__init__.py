@@ -7,7 +7,8 @@
 * :mod:`warehouse.features`: the feature-set registry the feature models build;
 * :mod:`warehouse.kernels`: compiled (numba) kernels the dbt Python models call;
 * :mod:`warehouse.artifacts`: trained models registered with the data they were trained on;
-* :mod:`warehouse.report`: the HTML report (coverage, quality, prices, pairs, runs).
+* :mod:`warehouse.report`: the HTML report (coverage, quality, prices, pairs, runs);
+* :mod:`warehouse.backtest_metrics`: metrics of recorded backtests, and comparing runs.
 
 >>> from warehouse import run_build, bars_as_of                     # doctest: +SKIP
 >>> run_build(DataPaths.from_arg("data"))                          # doctest: +SKIP
@@ -17,6 +18,7 @@
 from __future__ import annotations
 
 from .artifacts import get_artifact, list_artifacts, register_artifact
+from .backtest_metrics import compare_runs, run_metrics
 from .build import BuildError, BuildResult, WarehouseLockedError, run_build
 from .marts import current_set, publish_marts, summary
 from .pit import bars_as_of
@@ -27,6 +29,7 @@ __all__ = [
     "BuildResult",
     "WarehouseLockedError",
     "bars_as_of",
+    "compare_runs",
     "current_set",
     "get_artifact",
     "list_artifacts",
@@ -34,6 +37,7 @@ __all__ = [
     "register_artifact",
     "render_report",
     "run_build",
+    "run_metrics",
     "summary",
     "write_report",
 ]

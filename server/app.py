@@ -396,6 +396,24 @@ def create_app(config: ServerConfig) -> FastAPI:
         built = on_current_set(built_timeframes)
         return {"timeframes": [{"timeframe": tf, "mart": mart} for tf, mart in built.items()]}
 
+    @app.get(
+        "/v1/report",
+        tags=["meta"],
+        summary="The duckmarket report: one offline HTML page with charts",
+        response_class=HTMLResponse,
+    )
+    def report(
+        key: Key,
+        symbol: Annotated[str | None, Query(max_length=64)] = None,
+        pair: Annotated[str | None, Query(max_length=140)] = None,
+    ) -> HTMLResponse:
+        """The page `duckmarket report` writes (coverage, quality, prices, a pair's
+        spread, update runs), rendered from the published marts on each request."""
+        from warehouse.report import render_report
+
+        html = render_report(paths, symbol=symbol, pair=pair, show_root=False)
+        return HTMLResponse(html)
+
     @app.get("/v1/marts", tags=["meta"], summary="Built marts and their columns")
     def marts(key: Key) -> dict[str, object]:
         def describe(snap: Snapshot) -> list[dict[str, object]]:

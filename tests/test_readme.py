@@ -198,6 +198,23 @@ def test_every_route_answers_on_the_demo(server):
     assert r.json()["data"][0]["n"] > 0
 
 
+def test_the_server_serves_the_report(demo, server):
+    """GET /v1/report is the page `duckmarket report` writes, without the machine's paths."""
+    from warehouse.report import render_report
+
+    client = server["client"]
+    page = client.get("/v1/report", params={"symbol": "SYN001"})
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert str(demo["paths"].root) not in page.text and "/tmp/" not in page.text
+    local = render_report(demo["paths"], symbol="SYN001")
+    sections = re.compile(r'<section id="([^"]+)"')
+    assert (
+        sections.findall(page.text) == sections.findall(local) and len(sections.findall(local)) >= 4
+    )
+    assert client.get("/v1/report", params={"symbol": "NOPE"}).status_code == 400
+    assert httpx.get(str(client.base_url) + "/v1/report").status_code == 401
+
+
 def test_server_and_marts_speak_one_time_zone(demo, server):
     import polars as pl
 

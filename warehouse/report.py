@@ -84,11 +84,19 @@ class Section:
 # --- the page -------------------------------------------------------------------------------
 
 
-def render_report(paths: DataPaths, *, symbol: str | None = None, pair: str | None = None) -> str:
+def render_report(
+    paths: DataPaths,
+    *,
+    symbol: str | None = None,
+    pair: str | None = None,
+    show_root: bool = True,
+) -> str:
     """The report as one HTML page (str). ``symbol`` picks the price chart's symbol
     (default: the one with the most corporate actions), ``pair`` the pair chart's pair_id
-    (default: the pair cointegrated most often). Raises :class:`ReportError` when no marts
-    are published and :class:`InvalidInputError` for an unknown symbol or pair."""
+    (default: the pair cointegrated most often); ``show_root=False`` leaves the data
+    root's path out (the data server names no path of its machine). Raises
+    :class:`ReportError` when no marts are published and :class:`InvalidInputError` for an
+    unknown symbol or pair."""
     con = connect_marts(paths)
     try:
         names = _views(con)
@@ -104,6 +112,8 @@ def render_report(paths: DataPaths, *, symbol: str | None = None, pair: str | No
             _guarded("pair", "Pair spread", lambda: _pair_section(con, names, pair)),
         ]
         header = _header(con, names, paths)
+        if not show_root:
+            header["root"] = "the data server's published marts"
     finally:
         con.close()
     with _manifest(paths) as m:

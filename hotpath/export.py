@@ -285,7 +285,7 @@ def _connect(paths: DataPaths) -> duckdb.DuckDBPyConnection:
 
 
 #: columns that name a mart's series, in order of preference: the export's ``symbol``
-ENTITY_COLUMNS = ("symbol", "pair_id", "model_name", "split_id")
+ENTITY_COLUMNS = ("symbol", "pair_id", "model_name", "split_id", "run_id")
 #: columns that give a mart's rows their time, in order of preference: the export's ``ts``
 TIME_COLUMNS = (
     "ts",

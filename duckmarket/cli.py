@@ -839,6 +839,10 @@ def build_parser() -> argparse.ArgumentParser:
     from .cli_report import add_report_commands
 
     add_report_commands(sub)  # report, artifacts
+
+    from .cli_backtests import add_backtest_commands
+
+    add_backtest_commands(sub)  # backtests list, backtests compare
     _data_dir_everywhere(p)
     return p
 

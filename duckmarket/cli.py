@@ -441,8 +441,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     for k, v in summary(args.paths).items():
         out.print(f"  {k}: {v}", highlight=False)
     out.print(
-        "\nnext: `duckdb data/warehouse.duckdb` for SQL (see analyses/), "
-        "`duckmarket export bars_adjusted` for the hot path, `duckmarket serve` for the API"
+        "\nnext: `duckmarket sql analyses/coverage_report.sql` (or `duckdb -readonly "
+        "data/warehouse.duckdb`) for SQL, `duckmarket export bars_adjusted --timeframe 1m` "
+        "for the hot path, `duckmarket report` to look, `duckmarket serve` for the API"
     )
     return 0
 

@@ -15,13 +15,11 @@ not be reached at all (the run stopped), 1 a usage or universe-file error.
 from __future__ import annotations
 
 import contextlib
-import errno
-import fcntl
 import json
 import logging
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -29,6 +27,7 @@ from typing import Any
 import pyarrow as pa
 
 from ingest.errors import DuckmarketError, InvalidInputError, SourceUnreachableError
+from ingest.locks import exclusive
 from ingest.manager import DataManager
 from ingest.manifest import Manifest, from_us, to_us
 from ingest.paths import DataPaths
@@ -130,28 +129,13 @@ def _wall_clock() -> datetime:
     return datetime.now(UTC)
 
 
-@contextlib.contextmanager
-def _update_lock(paths: DataPaths) -> Iterator[None]:
-    path = paths.root / ".update.lock"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
-                raise
-            holder = os.pread(fd, 200, 0).decode(errors="replace").split()
-            pid = holder[0] if holder else "?"
-            since = " ".join(holder[1:]) or "at an unknown time"
-            raise UpdateRunningError(
-                f"an update is already running on {paths.root}: PID {pid}, started {since}"
-            ) from None
-        os.ftruncate(fd, 0)
-        now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-        os.pwrite(fd, f"{os.getpid()} {now}".encode(), 0)
-        yield
-    finally:
-        os.close(fd)
+def _update_lock(paths: DataPaths) -> contextlib.AbstractContextManager[None]:
+    return exclusive(
+        paths.root / ".update.lock",
+        lambda pid, since: UpdateRunningError(
+            f"an update is already running on {paths.root}: PID {pid}, started {since}"
+        ),
+    )
 
 
 def backfill_due(manifest: Manifest, config: Config, now: datetime) -> bool:

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import errno
-import fcntl
 import functools
 import json
 import logging
@@ -20,13 +18,14 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from ingest.errors import DuckmarketError, InvalidInputError
+from ingest.locks import exclusive
 from ingest.paths import ENV_VAR, DataPaths
 
 from .marts import current_set
@@ -156,31 +155,16 @@ def _when(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-@contextlib.contextmanager
-def build_lock(paths: DataPaths) -> Iterator[None]:
-    """One ``duckmarket build`` at a time on a data root: an ``flock`` on
-    ``<data>/.build.lock`` (released by the kernel when the build dies), holding the
-    build's PID and start time for the message a second build gets."""
-    path = paths.root / ".build.lock"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
-                raise
-            holder = os.pread(fd, 200, 0).decode(errors="replace").split()
-            pid = holder[0] if holder else "?"
-            since = " ".join(holder[1:]) or "at an unknown time"
-            raise WarehouseLockedError(
-                f"a build is already running on {paths.root}: PID {pid}, started {since}; "
-                "wait for it to finish (or stop it) and build again"
-            ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()} {_when(time.time())}".encode(), 0)
-        yield
-    finally:
-        os.close(fd)  # releases the lock
+def build_lock(paths: DataPaths) -> contextlib.AbstractContextManager[None]:
+    """One ``duckmarket build`` at a time on a data root (``<data>/.build.lock``); a second
+    build is told the running one's PID and start time."""
+    return exclusive(
+        paths.root / ".build.lock",
+        lambda pid, since: WarehouseLockedError(
+            f"a build is already running on {paths.root}: PID {pid}, started {since}; "
+            "wait for it to finish (or stop it) and build again"
+        ),
+    )
 
 
 def universe_pairs(paths: DataPaths) -> list[dict[str, str]]:

@@ -14,16 +14,13 @@ from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
-from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from ingest.errors import DuckmarketError, InvalidInputError
 from ingest.paths import ENV_VAR, DataPaths
 
-out = Console(width=None if sys.stdout.isatty() else 120)
-err = Console(stderr=True, width=None if sys.stderr.isatty() else 120)
+from .console import err, ingest_summary, out, progress, symbols_from
 
 
 def _fmt_bytes(n: float) -> str:
@@ -54,19 +51,6 @@ def _manager(args: argparse.Namespace):  # -> DataManager, imported lazily for a
     return DataManager(args.paths)
 
 
-def _progress() -> Progress:
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[symbol]}"),
-        TimeElapsedColumn(),
-        console=err,
-        transient=True,
-        disable=not err.is_terminal,
-    )
-
-
 def _run_ingest(args: argparse.Namespace, source: str, symbols: list[str], **opts: object) -> int:
     from ingest.manager import DataManager
 
@@ -75,7 +59,7 @@ def _run_ingest(args: argparse.Namespace, source: str, symbols: list[str], **opt
         from ingest.sources import make
 
         dm.add_source(make(source, **opts))
-    with _progress() as bar:
+    with progress() as bar:
         task = bar.add_task(f"ingest {source} {args.timeframe}", total=len(symbols), symbol="")
 
         def tick(sym: str, i: int, n: int) -> None:
@@ -90,23 +74,7 @@ def _run_ingest(args: argparse.Namespace, source: str, symbols: list[str], **opt
             force_refresh=args.force_refresh,
             progress=tick,
         )
-    fetched = sum(1 for r in report.results if r.status in ("ok", "empty"))
-    cached = sum(1 for r in report.results if r.status == "cached")
-    rejected = sum(r.rejected for r in report.results)
-    out.print(
-        f"{source} {report.timeframe}: {len(report.results)} symbol(s), {report.rows:,} rows "
-        f"written, {report.api_calls} source call(s), {fetched} fetched, {cached} already "
-        f"held, {rejected} row(s) quarantined, {report.duration_s:.1f} s"
-    )
-    for r in report.failed:
-        err.print(f"[red]failed[/red] {escape(r.symbol)}: {escape(r.error or '')}")
-    if report.failed:
-        err.print(
-            f"{len(report.failed)} symbol(s) failed; what was fetched is kept. "
-            "Re-run the same command to retry only what is missing."
-        )
-        return 2
-    return 0
+    return ingest_summary(source, report)
 
 
 def cmd_ingest_synthetic(args: argparse.Namespace) -> int:
@@ -118,22 +86,14 @@ def cmd_ingest_synthetic(args: argparse.Namespace) -> int:
             f"{args.symbols[0]} symbols say --universe {args.symbols[0]}"
         )
     universe = SyntheticSource(seed=args.seed, n_symbols=args.universe)
-    symbols = _symbols(args.symbols, args.symbols_file) or universe.list_symbols()
+    symbols = symbols_from(args.symbols, args.symbols_file) or universe.list_symbols()
     return _run_ingest(
         args, "synthetic", list(symbols or []), seed=args.seed, n_symbols=args.universe
     )
 
 
-def _symbols(given: list[str] | None, path: str | None) -> list[str]:
-    """Symbols named on the command line, then those of --symbols-file, each once."""
-    from ingest.universe import read_symbols_file
-
-    listed = read_symbols_file(path) if path else []
-    return list(dict.fromkeys([*(given or []), *listed]))
-
-
 def cmd_ingest_yfinance(args: argparse.Namespace) -> int:
-    symbols = _symbols(args.tickers, args.symbols_file)
+    symbols = symbols_from(args.tickers, args.symbols_file)
     if not symbols:
         raise InvalidInputError(
             "name the symbols to fetch (duckmarket ingest yfinance AAPL MSFT) or give a "
@@ -169,7 +129,7 @@ def cmd_ingest_csv(args: argparse.Namespace) -> int:
         "currency": args.currency,
         "calendar": args.calendar,
     }
-    with _progress() as bar:
+    with progress() as bar:
         task = bar.add_task("import", total=None, symbol="")
 
         def tick(name: str, i: int, n: int) -> None:
@@ -240,7 +200,7 @@ def cmd_update(args: argparse.Namespace) -> int:
     from .update import run_update
 
     config = load_config(_config_path(args))
-    with _progress() as bar:
+    with progress() as bar:
         task = bar.add_task("update", total=None, symbol="")
 
         def tick(what: str, i: int, n: int) -> None:

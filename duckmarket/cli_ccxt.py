@@ -8,9 +8,8 @@
 * ``duckmarket symbols ccxt:binance [--type swap] [--quote USDT] [--json]``: the
   exchange's active markets with their metadata.
 
-:func:`add_ccxt_commands` adds both to the parser of :mod:`duckmarket.cli`. This module
-imports no other command module (the CLI imports it), so it prints with consoles of its
-own configured like the CLI's.
+:func:`add_ccxt_commands` adds both to the parser of :mod:`duckmarket.cli`; it prints with
+the consoles of :mod:`duckmarket.console`, as the CLI does.
 """
 
 from __future__ import annotations
@@ -18,20 +17,16 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import sys
 from typing import Any
 
-from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from ingest.errors import InvalidInputError, UnsupportedRequestError
 
 __all__ = ["add_ccxt_commands", "cmd_ingest_ccxt", "cmd_symbols"]
 
-out = Console(width=None if sys.stdout.isatty() else 120)
-err = Console(stderr=True, width=None if sys.stderr.isatty() else 120)
+from .console import ingest_summary, out, progress, symbols_from
 
 MARKET_TYPES = ("spot", "swap", "future")
 _SOURCE = re.compile(r"ccxt[:_]([a-z0-9]+)")
@@ -43,32 +38,11 @@ def make_source(exchange: str) -> Any:  # -> CcxtSource; tests replace it
     return CcxtSource(exchange)
 
 
-def _symbols(given: list[str], path: str | None) -> list[str]:
-    """Symbols named on the command line, then those of --symbols-file, each once."""
-    from ingest.universe import read_symbols_file
-
-    listed = read_symbols_file(path) if path else []
-    return list(dict.fromkeys([*given, *listed]))
-
-
-def _progress() -> Progress:
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[symbol]}"),
-        TimeElapsedColumn(),
-        console=err,
-        transient=True,
-        disable=not err.is_terminal,
-    )
-
-
 def cmd_ingest_ccxt(args: argparse.Namespace) -> int:
     from ingest.manager import DataManager
     from ingest.timeframes import TICK, parse_timeframe
 
-    symbols = _symbols(args.symbols, args.symbols_file)
+    symbols = symbols_from(args.symbols, args.symbols_file)
     if not symbols:
         raise InvalidInputError(
             "name the markets to fetch (duckmarket ingest ccxt --exchange binance BTC/USDT "
@@ -90,7 +64,7 @@ def cmd_ingest_ccxt(args: argparse.Namespace) -> int:
         symbols = src.resolve(symbols, args.type)
     dm = DataManager(args.paths)
     dm.add_source(src)
-    with _progress() as bar:
+    with progress() as bar:
         task = bar.add_task(f"ingest {src.name} {timeframe}", total=len(symbols), symbol="")
 
         def tick(sym: str, i: int, n: int) -> None:
@@ -105,24 +79,7 @@ def cmd_ingest_ccxt(args: argparse.Namespace) -> int:
             force_refresh=args.force_refresh,
             progress=tick,
         )
-    fetched = sum(1 for r in report.results if r.status in ("ok", "empty"))
-    cached = sum(1 for r in report.results if r.status == "cached")
-    rejected = sum(r.rejected for r in report.results)
-    out.print(
-        f"{src.name} {report.timeframe}: {len(report.results)} symbol(s), {report.rows:,} rows "
-        f"written, {report.api_calls} request(s), {fetched} fetched, {cached} already held, "
-        f"{rejected} row(s) quarantined, {report.duration_s:.1f} s",
-        markup=False,
-    )
-    for r in report.failed:
-        err.print(f"[red]failed[/red] {escape(r.symbol)}: {escape(r.error or '')}")
-    if report.failed:
-        err.print(
-            f"{len(report.failed)} symbol(s) failed; what was fetched is kept. "
-            "Re-run the same command to retry only what is missing."
-        )
-        return 2
-    return 0
+    return ingest_summary(src.name, report)
 
 
 def cmd_symbols(args: argparse.Namespace) -> int:

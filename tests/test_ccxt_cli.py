@@ -49,7 +49,7 @@ def test_ingest_lands_bars_and_the_same_command_again_asks_nothing(paths, fake, 
     assert coverage(paths, "ETH/USDT", "1h") == ["fetched"]
     n = len(fake.requests)
     assert run(paths, *argv) == 0
-    assert "0 rows written, 0 request(s), 0 fetched, 2 already held" in capsys.readouterr().out
+    assert "0 rows written, 0 source call(s), 0 fetched, 2 already held" in capsys.readouterr().out
     assert len(fake.requests) == n
 
 

@@ -18,7 +18,7 @@ __all__ = [
     "make",
 ]
 
-SOURCE_NAMES = ("synthetic", "yfinance", "csv", "ccxt:<exchange>")
+SOURCE_NAMES = ("synthetic", "yfinance", "csv", "ccxt:<exchange>", "dukascopy")
 
 #: ``ccxt:binance`` (as users write it) or ``ccxt_binance`` (as the lake stores it)
 _CCXT_NAME = re.compile(r"ccxt[:_]([a-z0-9]+)")
@@ -46,6 +46,10 @@ def make(name: str, **options: Any) -> Source:
         from .csv import CsvSource
 
         return CsvSource(**options)
+    if name == "dukascopy":
+        from .dukascopy import DukascopySource
+
+        return DukascopySource(**options)
     m = _CCXT_NAME.fullmatch(name.strip().lower()) if isinstance(name, str) else None
     if m:
         from .ccxt import CcxtSource

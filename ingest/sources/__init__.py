@@ -18,7 +18,7 @@ __all__ = [
     "make",
 ]
 
-SOURCE_NAMES = ("synthetic", "yfinance", "csv", "ccxt:<exchange>", "dukascopy")
+SOURCE_NAMES = ("synthetic", "yfinance", "csv", "ccxt:<exchange>", "dukascopy", "oanda")
 
 #: ``ccxt:binance`` (as users write it) or ``ccxt_binance`` (as the lake stores it)
 _CCXT_NAME = re.compile(r"ccxt[:_]([a-z0-9]+)")
@@ -50,6 +50,10 @@ def make(name: str, **options: Any) -> Source:
         from .dukascopy import DukascopySource
 
         return DukascopySource(**options)
+    if name == "oanda":
+        from .oanda import OandaSource
+
+        return OandaSource(**options)
     m = _CCXT_NAME.fullmatch(name.strip().lower()) if isinstance(name, str) else None
     if m:
         from .ccxt import CcxtSource

@@ -156,11 +156,19 @@ def test_ticks_fetch_once_and_empty_hours_are_empty_coverage(paths, feed):
 def test_one_minute_bars_are_the_mid_of_bid_and_ask_candles_with_each_side_kept(paths, feed):
     day = d(2019, 1, 4)
     feed.files[candle_path("EURUSD", day, "BID")] = bi5(
-        [(0, 114500, 114520, 114490, 114530, 3.0), (60, 114520, 114510, 114505, 114525, 1.0)],
+        [
+            (0, 114500, 114520, 114490, 114530, 3.0),
+            (60, 114520, 114510, 114505, 114525, 1.0),
+            (120, 114510, 114510, 114510, 114510, 0.0),
+        ],
         CANDLE,
     )
     feed.files[candle_path("EURUSD", day, "ASK")] = bi5(
-        [(0, 114502, 114522, 114492, 114532, 2.0), (60, 114522, 114512, 114507, 114527, 1.5)],
+        [
+            (0, 114502, 114522, 114492, 114532, 2.0),
+            (60, 114522, 114512, 114507, 114527, 1.5),
+            (120, 114512, 114512, 114512, 114512, 0.0),  # flat, no quote: dropped
+        ],
         CANDLE,
     )
     dm = manager(paths, feed.source())

@@ -17,7 +17,8 @@ data, not an error: Dukascopy publishes nothing for closed markets.
 In the lake a tick is a quote: ``side = 'quote'``, ``price`` the mid, ``size`` bid plus ask
 volume, and the extra columns ``bid``, ``ask``, ``bid_size``, ``ask_size``. A 1m bar is the
 mid of the two sides' candles (open, high, low, close each averaged), volume the sum, and
-the extra columns ``bid_open`` ... ``ask_close`` keep each side.
+the extra columns ``bid_open`` ... ``ask_close`` keep each side; flat zero-volume
+candles (a closed market) are dropped.
 
 All network access goes through one ``httpx.Client`` (tests pass one built on
 ``httpx.MockTransport``).
@@ -337,13 +338,17 @@ def _concat(tables: list[pa.Table], schema: pa.Schema) -> pa.Table:
 
 
 def _mid_bars(bid: pa.Table, ask: pa.Table, symbol: str, day: datetime, now: datetime) -> pa.Table:
-    """Bars whose OHLC is the mean of the two sides' (only minutes both sides have)."""
+    """Bars whose OHLC is the mean of the two sides' (only minutes both sides have).
+    Minutes without a quote on either side (Dukascopy fills a closed market with flat
+    zero-volume candles) are dropped, as the ticks -> 1m path would have no bar there."""
     if bid.num_rows == 0 or ask.num_rows == 0:
         return _BARS_SCHEMA.empty_table()
     joined = bid.join(ask, "ts", join_type="inner", left_suffix="_bid", right_suffix="_ask")
     joined = joined.sort_by("ts")
     if joined.num_rows != max(bid.num_rows, ask.num_rows):
         log.warning("dukascopy %s %s: bid and ask candles disagree on minutes", symbol, day)
+    quoted = pc.greater(pc.add(joined.column("volume_bid"), joined.column("volume_ask")), 0)
+    joined = joined.filter(quoted)
     cols: dict[str, Any] = {"ts": joined.column("ts")}
     for c in ("open", "high", "low", "close"):
         b = joined.column(f"{c}_bid").to_numpy()

@@ -741,6 +741,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_ccxt_commands(isub, sub)  # ingest ccxt, and symbols
 
+    from .cli_forex import add_forex_commands
+
+    add_forex_commands(isub)  # ingest dukascopy, ingest oanda
+
     st = sub.add_parser("status", help="what the lake holds")
     st.add_argument("--source", help="only this source")
     st.add_argument("--symbol", help="only this symbol")

@@ -44,7 +44,7 @@ from warehouse.marts import publish_marts  # noqa: E402
 WAREHOUSE = (
     "path:models/staging path:models/intermediate path:models/marts/bars "
     "path:models/marts/coverage path:models/marts/quality path:seeds/source_limits.csv "
-    "path:tests/dbt"
+    "path:tests/dbt/warehouse"
 )
 TS = pa.timestamp("us", tz="UTC")
 T0 = datetime(2024, 7, 1, tzinfo=UTC)

@@ -27,7 +27,7 @@ W0 = datetime(2024, 5, 31, 9, tzinfo=UTC)  # the window with trades
 SELECT = (
     "path:models/staging path:models/intermediate path:models/marts/bars "
     "path:models/marts/coverage path:models/marts/quality path:seeds/source_limits.csv "
-    "path:tests/dbt"
+    "path:tests/dbt/warehouse"
 )
 
 

@@ -33,7 +33,7 @@ pytestmark = pytest.mark.slow
 WAREHOUSE = (
     "path:models/staging path:models/intermediate path:models/marts/bars "
     "path:models/marts/coverage path:models/marts/quality path:seeds/source_limits.csv "
-    "path:tests/dbt"
+    "path:tests/dbt/warehouse"
 )
 CAUTIOUS = ("--indirect-selection", "cautious")
 

@@ -128,7 +128,7 @@ SYMBOLS = Dataset(
             ("exchange", pa.string()),  # MIC, e.g. XNYS
             ("currency", pa.string()),
             ("timezone", pa.string()),
-            ("calendar", pa.string()),  # exchange_calendars name, or '24/7'
+            ("calendar", pa.string()),  # exchange_calendars name, '24/7' or 'FX'
             ("ingested_at", TS_TYPE),
         ]
     ),

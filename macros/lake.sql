@@ -2,7 +2,12 @@
 
     `lake_source(source_name, table_name)` renders the source's read_parquet() call, or,
     when no file of that dataset exists yet (no ticks ingested, no manifest mirror), an
-    empty relation with the dataset's columns, so a missing dataset never fails a build. -#}
+    empty relation with the dataset's columns, so a missing dataset never fails a build.
+
+    `lake_optional_column(present, name, type)` renders a column that older files (or
+    every file) may lack: the column when some file has it (`present` is
+    lake_file_columns(source_name, table_name), read once per model), else a typed null,
+    so a lake written before the column existed still builds. -#}
 
 {% macro lake_columns(table_name) -%}
     {%- set columns = {
@@ -11,12 +16,16 @@
             ('period', 'varchar'), ('ts', 'timestamptz'), ('open', 'double'),
             ('high', 'double'), ('low', 'double'), ('close', 'double'),
             ('volume', 'double'), ('is_final', 'boolean'), ('ingested_at', 'timestamptz'),
+            ('bid_open', 'double'), ('bid_high', 'double'), ('bid_low', 'double'),
+            ('bid_close', 'double'), ('ask_open', 'double'), ('ask_high', 'double'),
+            ('ask_low', 'double'), ('ask_close', 'double'),
         ],
         'ticks': [
             ('source', 'varchar'), ('symbol', 'varchar'), ('period', 'varchar'),
             ('ts', 'timestamptz'), ('seq', 'bigint'), ('price', 'double'),
             ('size', 'double'), ('side', 'varchar'), ('venue', 'varchar'),
-            ('ingested_at', 'timestamptz'),
+            ('ingested_at', 'timestamptz'), ('bid', 'double'), ('ask', 'double'),
+            ('bid_size', 'double'), ('ask_size', 'double'),
         ],
         'funding_rates': [
             ('source', 'varchar'), ('symbol', 'varchar'), ('ts', 'timestamptz'),
@@ -41,6 +50,7 @@
         'calendars': [
             ('calendar', 'varchar'), ('session_date', 'date'), ('open_at', 'timestamptz'),
             ('close_at', 'timestamptz'), ('is_half_day', 'boolean'),
+            ('day_start_at', 'timestamptz'), ('day_end_at', 'timestamptz'),
         ],
         'coverage': [
             ('source', 'varchar'), ('symbol', 'varchar'), ('timeframe', 'varchar'),
@@ -88,6 +98,26 @@
                 {%- endfor %}
             where false
         )
+    {%- endif -%}
+{%- endmacro %}
+
+
+{% macro lake_file_columns(source_name, table_name) -%}
+    {#- names of the columns the dataset's files hold (all of lake_columns when none) -#}
+    {%- set relation = source(source_name, table_name) -%}
+    {%- if not execute or not lake_has_files(relation) -%}
+        {{ return(lake_columns(table_name) | map(attribute=0) | list) }}
+    {%- endif -%}
+    {%- set described = run_query("describe select * from " ~ relation) -%}
+    {{ return(described.columns[0].values() | map('lower') | list) }}
+{%- endmacro %}
+
+
+{% macro lake_optional_column(present, name, type) -%}
+    {%- if name in present -%}
+        {{ name }}::{{ type }}
+    {%- else -%}
+        null::{{ type }}
     {%- endif -%}
 {%- endmacro %}
 

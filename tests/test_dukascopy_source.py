@@ -190,7 +190,7 @@ def test_server_errors_and_rate_limits_are_retried(feed):
     feed.queued = [503, 429]
     res = feed.source().fetch_ticks("EURUSD", d(2019, 1, 4, 0), d(2019, 1, 4, 1))
     assert res.ticks.num_rows == 3
-    assert res.symbol_info["calendar"] == "24/7"  # not XNYS: every hour is in a session
+    assert res.symbol_info["calendar"] == "FX"  # 17:00 New York days, not XNYS
     assert res.api_calls == 3
     assert len(feed.sleeps) == 2 and feed.sleeps[1] > feed.sleeps[0]
 

@@ -201,7 +201,7 @@ def test_rate_limits_and_server_errors_are_retried_then_reported(fake):
     fake.queued = [httpx.Response(429, headers={"Retry-After": "3"}), httpx.Response(503)]
     res = fake.source().fetch_bars("EUR_USD", "1m", d(2024, 5, 1), d(2024, 5, 1, 1))
     assert res.bars.num_rows == 60 and res.api_calls == 3
-    assert res.symbol_info["asset_class"] == "fx" and res.symbol_info["calendar"] == "24/7"
+    assert res.symbol_info["asset_class"] == "fx" and res.symbol_info["calendar"] == "FX"
     assert fake.sleeps[0] >= 3.0
     fake.queued = [httpx.Response(429)] * 3
     with pytest.raises(RateLimitedError):

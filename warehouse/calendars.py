@@ -1,10 +1,25 @@
-"""Exchange sessions for the warehouse, from exchange_calendars.
+"""Sessions for the warehouse: exchange calendars (exchange_calendars) and the forex day.
 
 ``write_calendars`` writes ``<lake>/calendars/calendar=NAME/data.parquet`` (session_date,
-open_at, close_at in UTC, is_half_day) for every calendar the symbols dataset names, and
-XNYS always, over a range covering the lake's bars. Each file is replaced atomically
-(temporary file in the same directory, then ``os.replace``), so a reader never sees a
-torn file. The 24/7 calendar needs no file: the warehouse generates it.
+open_at, close_at in UTC, is_half_day, day_start_at, day_end_at) for every calendar the
+symbols dataset names, XNYS always, and FX when a symbol is forex, over a range covering
+the lake's bars. Each file is replaced atomically (temporary file in the same directory,
+then ``os.replace``), so a reader never sees a torn file. The 24/7 calendar needs no
+file: the warehouse generates it.
+
+``day_start_at`` and ``day_end_at`` bound the session's *trading day*: the bars with
+``day_start_at <= ts < day_end_at`` belong to the session (daily bars, coverage). For an
+exchange calendar it is the session's UTC date, so pre- and post-market bars count with
+their session; for FX it is the session itself, 17:00 to 17:00 New York.
+
+The FX calendar (``FOREX``) is not in exchange_calendars; it is generated here with
+zoneinfo: one session per weekday D, from 17:00 New York on D - 1 to 17:00 New York on D
+(the session closing on D is session D, so Sunday 17:00 opens Monday's session and Friday
+17:00 closes the week), daylight saving time followed through the New York clock (the
+switch falls on a Sunday at 02:00, inside the weekend closure, so every session lasts 24
+hours). Closures: no session on 25 December and 1 January (on a weekday); the market
+reopens at 17:00 New York on the holiday itself, for the next day's session. Shortened
+sessions on 24 and 31 December are not modelled (brokers differ on them).
 """
 
 from __future__ import annotations
@@ -14,6 +29,7 @@ import os
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import duckdb
 import pyarrow as pa
@@ -25,12 +41,21 @@ log = logging.getLogger(__name__)
 
 ALWAYS = ("XNYS",)
 CONTINUOUS = "24/7"
+#: the forex calendar (17:00 New York days), and the asset classes that always use it
+FOREX = "FX"
+FOREX_ASSET_CLASSES = frozenset({"fx", "forex"})
+#: forex days end at 17:00 New York; no session on these (month, day)
+FOREX_CLOSE = (ZoneInfo("America/New_York"), 17)
+FOREX_HOLIDAYS = frozenset({(12, 25), (1, 1)})
+_TS = pa.timestamp("us", tz="UTC")
 SCHEMA = pa.schema(
     [
         ("session_date", pa.date32()),
-        ("open_at", pa.timestamp("us", tz="UTC")),
-        ("close_at", pa.timestamp("us", tz="UTC")),
+        ("open_at", _TS),
+        ("close_at", _TS),
         ("is_half_day", pa.bool_()),
+        ("day_start_at", _TS),
+        ("day_end_at", _TS),
     ]
 )
 #: sessions are written at least over this range, widened to cover the lake's bars
@@ -38,12 +63,17 @@ DEFAULT_START = date(2000, 1, 1)
 
 
 def calendars_in_lake(paths: DataPaths) -> set[str]:
-    """Calendar names the symbols dataset references (plus XNYS), without 24/7."""
+    """Calendar names the symbols dataset references (plus XNYS, and FX when a symbol's
+    asset class is forex: the warehouse gives those FX whatever their calendar says),
+    without 24/7."""
     names = set(ALWAYS)
     files = list(paths.lake.glob("symbols/*/data.parquet"))
     for f in files:
-        table = pq.read_table(f, columns=["calendar"])
+        table = pq.read_table(f, columns=["calendar", "asset_class"])
         names.update(v for v in table.column("calendar").to_pylist() if v)
+        classes = table.column("asset_class").to_pylist()
+        if any(str(v).lower() in FOREX_ASSET_CLASSES for v in classes if v):
+            names.add(FOREX)
     names.discard(CONTINUOUS)
     return names
 
@@ -82,12 +112,52 @@ def sessions_table(name: str, start: date, end: date) -> pa.Table:
     closes = sched["close"]
     half = set(cal.early_closes.date) if len(cal.early_closes) else set()
     session_dates = [ts.date() for ts in sched.index]
+    midnights = [datetime(d.year, d.month, d.day, tzinfo=UTC) for d in session_dates]
     return pa.table(
         {
             "session_date": pa.array(session_dates, pa.date32()),
-            "open_at": pa.array(opens.dt.tz_convert("UTC"), SCHEMA.field("open_at").type),
-            "close_at": pa.array(closes.dt.tz_convert("UTC"), SCHEMA.field("close_at").type),
+            "open_at": pa.array(opens.dt.tz_convert("UTC"), _TS),
+            "close_at": pa.array(closes.dt.tz_convert("UTC"), _TS),
             "is_half_day": pa.array([d in half for d in session_dates], pa.bool_()),
+            # an exchange session's trading day is its UTC date
+            "day_start_at": pa.array(midnights, _TS),
+            "day_end_at": pa.array([m + timedelta(days=1) for m in midnights], _TS),
+        },
+        schema=SCHEMA,
+    )
+
+
+def forex_session_dates(start: date, end: date) -> list[date]:
+    """Dates of the FX sessions between start and end: weekdays, less the closures."""
+    out = []
+    day = start
+    while day <= end:
+        if day.weekday() < 5 and (day.month, day.day) not in FOREX_HOLIDAYS:
+            out.append(day)
+        day += timedelta(days=1)
+    return out
+
+
+def forex_close(day: date) -> datetime:
+    """17:00 New York on ``day``, in UTC (21:00 in summer time, 22:00 in winter)."""
+    zone, hour = FOREX_CLOSE
+    return datetime(day.year, day.month, day.day, hour, tzinfo=zone).astimezone(UTC)
+
+
+def forex_sessions_table(start: date, end: date) -> pa.Table:
+    """FX sessions between start and end: session D runs from 17:00 New York on D - 1 to
+    17:00 New York on D, and is its own trading day."""
+    days = forex_session_dates(start, end)
+    opens = [forex_close(d - timedelta(days=1)) for d in days]
+    closes = [forex_close(d) for d in days]
+    return pa.table(
+        {
+            "session_date": pa.array(days, pa.date32()),
+            "open_at": pa.array(opens, _TS),
+            "close_at": pa.array(closes, _TS),
+            "is_half_day": pa.array([False] * len(days), pa.bool_()),
+            "day_start_at": pa.array(opens, _TS),
+            "day_end_at": pa.array(closes, _TS),
         },
         schema=SCHEMA,
     )
@@ -125,11 +195,14 @@ def write_calendars(
     known = set(xcals.get_calendar_names(include_aliases=True))
     written: dict[str, int] = {}
     for name in sorted(names):
-        if name not in known:
+        if name == FOREX:
+            table = forex_sessions_table(lo, hi)
+        elif name in known:
+            table = sessions_table(name, lo, hi)
+        else:
             # a calendar mismatch never stops a build: coverage shows the symbol unmatched
             log.warning("unknown calendar %r: no sessions written", name)
             continue
-        table = sessions_table(name, lo, hi)
         path = paths.lake / "calendars" / f"calendar={name}" / "data.parquet"
         if path.exists():
             try:

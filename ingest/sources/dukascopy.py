@@ -374,7 +374,7 @@ def _info(symbol: str) -> dict[str, Any]:
         "exchange": "DUKASCOPY",
         "currency": s[3:6] if len(s) == 6 else None,
         "timezone": "UTC",
-        # until the warehouse has a forex calendar (17:00 New York days, issue 14), UTC
-        # days: every hour is in a session (without a calendar, XNYS would be assumed)
-        "calendar": "24/7",
+        # the forex calendar: sessions from 17:00 to 17:00 New York, Sunday to Friday
+        # (warehouse/calendars.py writes it)
+        "calendar": "FX",
     }

@@ -310,7 +310,7 @@ def _info(symbol: str) -> dict[str, Any]:
         "exchange": "OANDA",
         "currency": quote or None,
         "timezone": "America/New_York",
-        # until the warehouse has a forex calendar (17:00 New York days, issue 14), UTC
-        # days: every hour is in a session (without a calendar, XNYS would be assumed)
-        "calendar": "24/7",
+        # the forex calendar: sessions from 17:00 to 17:00 New York, Sunday to Friday
+        # (warehouse/calendars.py writes it)
+        "calendar": "FX",
     }

@@ -1,5 +1,8 @@
-{#- Every session of every calendar the build knows: exchange sessions written by
-    warehouse/calendars.py, plus the 24/7 calendar (one session per UTC day) generated here. -#}
+{#- Every session of every calendar the build knows: exchange and FX sessions written by
+    warehouse/calendars.py, plus the 24/7 calendar (one session per UTC day) generated
+    here. day_start_at and day_end_at bound the session's trading day (the bars that
+    belong to it): the UTC date for exchange calendars and 24/7, the session itself
+    (17:00 to 17:00 New York) for FX. -#}
 with
 
 exchange_sessions as (
@@ -9,7 +12,9 @@ exchange_sessions as (
         session_date,
         open_at,
         close_at,
-        is_half_day
+        is_half_day,
+        day_start_at,
+        day_end_at
     from {{ ref('stg_lake__calendars') }}
 
 ),
@@ -21,7 +26,9 @@ continuous_days as (
         generated.day::date as session_date,
         generated.day::timestamptz as open_at,
         (generated.day + interval 1 day)::timestamptz as close_at,
-        false as is_half_day
+        false as is_half_day,
+        generated.day::timestamptz as day_start_at,
+        (generated.day + interval 1 day)::timestamptz as day_end_at
     from
         generate_series(
             timestamp '2000-01-01', current_date::timestamp + interval 7 day, interval 1 day

@@ -1,7 +1,9 @@
 {#- One row of metadata per symbol. The source first in var('source_precedence') wins,
     field by field: a field the preferred source left empty comes from the next source
     that has it. A symbol no source describes (a CSV import without --asset-class) still
-    gets a row, its asset class 'unknown', so every mart works with it. -#}
+    gets a row, its asset class 'unknown', so every mart works with it. A forex symbol
+    (asset class fx or forex) trades on the FX calendar (17:00 New York days) whatever
+    its source wrote (lakes written before that calendar existed say 24/7). -#}
 with
 
 symbols as (
@@ -46,7 +48,10 @@ described as (
         exchange,
         currency,
         timezone,
-        calendar
+        case
+            when lower(asset_class) in ('fx', 'forex') then 'FX'
+            else calendar
+        end as calendar
     from fields_by_precedence
 
 )

@@ -1,3 +1,4 @@
+{%- set present = lake_file_columns('lake', 'calendars') %}
 with
 
 source as (
@@ -13,7 +14,16 @@ renamed as (
         session_date::date as session_date,
         open_at::timestamptz as open_at,
         close_at::timestamptz as close_at,
-        coalesce(is_half_day::boolean, false) as is_half_day
+        coalesce(is_half_day::boolean, false) as is_half_day,
+        {#- files written before the trading day was recorded: the session's UTC date #}
+        coalesce(
+            {{ lake_optional_column(present, 'day_start_at', 'timestamptz') }},
+            {{ date_to_utc('session_date::date') }}
+        ) as day_start_at,
+        coalesce(
+            {{ lake_optional_column(present, 'day_end_at', 'timestamptz') }},
+            {{ date_to_utc('session_date::date + 1') }}
+        ) as day_end_at
     from source
 
 )

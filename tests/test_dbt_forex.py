@@ -1,0 +1,175 @@
+"""Forex in the warehouse: the FX calendar (17:00 New York days) in coverage and daily bars.
+
+One lake for the module, landed through the Dukascopy source itself (bi5 files packed
+here and served by a fake HTTP transport, decoded by the source, written by the lake
+writer), then one real ``dbt build``. Two weeks of EURUSD minutes around the start of US
+summer time (Sunday 2024-03-10), complete from each Sunday 17:00 New York open to the
+Friday 17:00 close; GBPUSD the same with three hours missing across UTC midnight.
+"""
+
+from __future__ import annotations
+
+import lzma
+import struct
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+
+from ingest.manager import DataManager
+from ingest.paths import DataPaths
+from ingest.sources.dukascopy import CANDLE, DukascopySource, candle_path
+from warehouse.build import run_build
+
+pytestmark = pytest.mark.slow
+
+NY = ZoneInfo("America/New_York")
+NOW = datetime(2024, 3, 20, tzinfo=UTC)
+WAREHOUSE = (
+    "path:models/staging path:models/intermediate path:models/marts/bars "
+    "path:models/marts/coverage path:models/marts/quality path:seeds/source_limits.csv "
+    "path:tests/dbt/warehouse"
+)
+#: the two FX weeks, by their sessions' dates
+WEEKS = [[date(2024, 3, d) for d in range(4, 9)], [date(2024, 3, d) for d in range(11, 16)]]
+#: GBPUSD's hole: 23:00 to 02:00 UTC, inside Wednesday 2024-03-06's session (it opened
+#: on Tuesday at 17:00 New York = 22:00 UTC)
+HOLE = (datetime(2024, 3, 5, 23, tzinfo=UTC), datetime(2024, 3, 6, 2, tzinfo=UTC))
+
+
+def ny_five_pm(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, 17, tzinfo=NY).astimezone(UTC)
+
+
+def session_minutes() -> list[datetime]:
+    """Every minute of the two weeks' sessions, computed from the New York clock."""
+    out = []
+    for week in WEEKS:
+        t, end = ny_five_pm(week[0] - timedelta(days=1)), ny_five_pm(week[-1])
+        while t < end:
+            out.append(t)
+            t += timedelta(minutes=1)
+    return out
+
+
+def bi5(records: list[tuple], fmt: struct.Struct) -> bytes:
+    return lzma.compress(b"".join(fmt.pack(*r) for r in records), format=lzma.FORMAT_ALONE)
+
+
+class Feed:
+    """Dukascopy's files by path (a missing one is a 404, as for a closed market)."""
+
+    def __init__(self) -> None:
+        self.files: dict[str, bytes] = {}
+
+    def handler(self, request: httpx.Request) -> httpx.Response:
+        path = request.url.path.removeprefix("/datafeed/")
+        if path not in self.files:
+            return httpx.Response(404)
+        return httpx.Response(200, content=self.files[path])
+
+    def source(self) -> DukascopySource:
+        client = httpx.Client(transport=httpx.MockTransport(self.handler))
+        return DukascopySource(
+            client=client,
+            base_url="https://datafeed.test/datafeed",
+            sleep=lambda _s: None,
+            now=NOW,
+        )
+
+
+def candle_files(feed: Feed, symbol: str, minutes: list[datetime], seed: int) -> pd.DataFrame:
+    """BID and ASK day files of a random walk (integer points), one candle per minute."""
+    rng = np.random.default_rng(seed)
+    n = len(minutes)
+    bid_open = 108_000 + np.cumsum(rng.integers(-3, 4, n))
+    spread = rng.integers(1, 4, n)
+    frame = pd.DataFrame({"ts": minutes})
+    for side, base in (("BID", bid_open), ("ASK", bid_open + spread)):
+        o = base
+        c = base + rng.integers(-2, 3, n)
+        h = np.maximum(o, c) + rng.integers(0, 3, n)
+        low = np.minimum(o, c) - rng.integers(0, 3, n)
+        v = rng.integers(1, 40, n) / 4  # exact in float32
+        frame[[f"{side}_o", f"{side}_h", f"{side}_l", f"{side}_c", f"{side}_v"]] = np.c_[
+            o, h, low, c, v
+        ]
+    frame["day"] = frame["ts"].map(lambda t: t.date())
+    for day, rows in frame.groupby("day"):
+        start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+        for side in ("BID", "ASK"):
+            records = [
+                (
+                    int((r.ts - start).total_seconds()),
+                    int(getattr(r, f"{side}_o")),
+                    int(getattr(r, f"{side}_c")),
+                    int(getattr(r, f"{side}_l")),
+                    int(getattr(r, f"{side}_h")),
+                    float(getattr(r, f"{side}_v")),
+                )
+                for r in rows.itertuples()
+            ]
+            feed.files[candle_path(symbol, start, side)] = bi5(records, CANDLE)
+    return frame
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    root = tmp_path_factory.mktemp("forex")
+    paths = DataPaths(root)
+    feed = Feed()
+    minutes = session_minutes()
+    candle_files(feed, "EURUSD", minutes, seed=1)
+    candle_files(feed, "GBPUSD", [t for t in minutes if not HOLE[0] <= t < HOLE[1]], seed=2)
+    dm = DataManager(paths, sources={"dukascopy": feed.source()}, now=lambda: NOW)
+    report = dm.ingest(["EURUSD", "GBPUSD"], "1m", "2024-03-03", "2024-03-16", source="dukascopy")
+    assert all(r.status in ("ok", "fetched") for r in report.results), report.results
+    result = run_build(
+        paths, select=WAREHOUSE, quiet=True, extra=("--indirect-selection", "cautious")
+    )
+    assert result.ok, result.error + "\n" + result.output[-4000:]
+    return {"paths": paths, "minutes": minutes}
+
+
+def mart(built: dict, name: str) -> pd.DataFrame:
+    return pd.read_parquet(built["paths"].marts / f"{name}.parquet")
+
+
+# --- coverage on the FX calendar -----------------------------------------------------------
+
+
+def test_a_complete_forex_fortnight_is_fully_covered(built: dict) -> None:
+    summary = mart(built, "coverage_summary").set_index(["source", "symbol", "timeframe"])
+    eur = summary.loc[("dukascopy", "EURUSD", "1m")]
+    assert eur["calendar"] == "FX"
+    assert eur["row_count"] == len(built["minutes"]) == 10 * 1440
+    assert eur["expected_rows"] == 10 * 1440
+    assert eur["completeness"] == 1.0
+    assert eur["sessions_expected"] == eur["sessions_complete"] == 10
+    assert eur["rows_outside_sessions"] == 0 and eur["gap_count"] == 0
+    gaps = mart(built, "coverage_gaps")
+    assert gaps.query("symbol == 'EURUSD'").empty
+
+
+def test_missing_hours_are_one_gap_in_their_forex_session(built: dict) -> None:
+    summary = mart(built, "coverage_summary").set_index(["source", "symbol", "timeframe"])
+    gbp = summary.loc[("dukascopy", "GBPUSD", "1m")]
+    assert gbp["completeness"] == pytest.approx((10 * 1440 - 180) / (10 * 1440))
+    assert gbp["sessions_complete"] == 9 and gbp["gap_count"] == 1
+    (gap,) = mart(built, "coverage_gaps").query("symbol == 'GBPUSD'").to_dict("records")
+    # the hours across UTC midnight are one gap, in the session closing on Wednesday
+    assert gap["first_session_date"] == gap["last_session_date"] == date(2024, 3, 6)
+    assert gap["missing_rows"] == 180 and not gap["is_whole_sessions"]
+    assert gap["gap_start_at"] == pd.Timestamp("2024-03-05 22:00", tz="UTC")
+    assert gap["gap_end_at"] == pd.Timestamp("2024-03-06 22:00", tz="UTC")
+    assert gap["calendar"] == "FX"
+
+
+def test_the_lake_records_forex_symbols_on_the_fx_calendar(built: dict) -> None:
+    symbols = pd.read_parquet(built["paths"].lake / "symbols")
+    assert set(symbols["calendar"]) == {"FX"}
+    assert (Path(built["paths"].lake) / "calendars" / "calendar=FX" / "data.parquet").exists()

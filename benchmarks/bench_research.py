@@ -51,6 +51,17 @@ PAIRS_ONLY = "+path:models/marts/pairs +adjustment_factors"
 # the research marts alone (their parents already built): for --reuse
 MARTS_ONLY = "path:models/marts/pairs path:models/marts/features"
 WINDOW_REFERENCE = 5e6
+# the feature model's input: bars as traded with their forward total-return factor
+FEATURE_BARS = """
+    select
+        bars.symbol, bars.ts, bars.close, bars.high, bars.low,
+        coalesce(factors.total_return_factor, 1.0) as total_return_factor
+    from bars_adjusted as bars
+    left join total_return_factors as factors
+        on bars.symbol = factors.symbol
+        and bars.ts >= factors.valid_from_at and bars.ts < factors.valid_to_at
+    where bars.timeframe = '{timeframe}'
+"""
 
 # mart -> the relation whose rows measure its input
 INPUTS = {
@@ -180,10 +191,7 @@ def _compute_only(paths: DataPaths, timeframe: str, repeat: int) -> list[dict]:
     from warehouse.features import compute_features, feature_set
 
     with duckdb.connect(str(paths.warehouse), read_only=True) as con:
-        bars = con.sql(
-            "select symbol, ts, close, close_adj, high_adj, low_adj, split_factor, "
-            f"dividend_factor from bars_adjusted where timeframe = '{timeframe}'"
-        ).to_arrow_table()
+        bars = con.sql(FEATURE_BARS.format(timeframe=timeframe)).to_arrow_table()
         pairs = con.sql("select pair_id, ts, price_a, price_b from pair_bars").to_arrow_table()
         tests = con.sql("select count(*) from pair_cointegration").fetchone()[0]
     pairs, starts, ends = rk.sort_by_key_and_time(pairs, "pair_id")
@@ -247,10 +255,7 @@ def bench_minute(root: Path, n_symbols: int, bars_per_symbol: int) -> list[dict]
     )
     rows = _report(paths, results, "1m")
     with duckdb.connect(str(paths.warehouse), read_only=True) as con:
-        bars = con.sql(
-            "select symbol, ts, close, close_adj, high_adj, low_adj, split_factor, "
-            "dividend_factor from bars_adjusted where timeframe = '1m'"
-        ).to_arrow_table()
+        bars = con.sql(FEATURE_BARS.format(timeframe="1m")).to_arrow_table()
     t0 = time.perf_counter()
     out = compute_features(feature_set("technical", 1), bars)
     secs = time.perf_counter() - t0

@@ -164,7 +164,7 @@ def test_every_sql_mart_enforces_its_contract(manifest) -> None:
         for node in public_models(manifest).values()
         if node["original_file_path"].startswith("models/marts/") and node["language"] == "sql"
     }
-    assert {"bars_adjusted", "bars_resampled", "coverage_gaps", "pair_spreads"} <= set(marts)
+    assert {"bars_adjusted", "bars_resampled", "coverage_gaps", "pair_bars"} <= set(marts)
     for name, node in marts.items():
         assert node["config"]["contract"]["enforced"], f"{name}: contract not enforced"
         untyped = [c for c, col in node["columns"].items() if not col.get("data_type")]
@@ -174,7 +174,7 @@ def test_every_sql_mart_enforces_its_contract(manifest) -> None:
         "bars_adjusted": ["symbol", "timeframe", "ts", "ingested_at"],
         "bars_resampled": ["symbol", "timeframe", "ts"],
         "coverage_gaps": ["source", "symbol", "timeframe", "gap_class"],
-        "pair_spreads": ["pair_id", "ts"],
+        "pair_bars": ["pair_id", "ts"],
     }
     for name, columns in keys.items():
         for c in columns:

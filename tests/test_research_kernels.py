@@ -32,15 +32,15 @@ def _bars(rng: np.random.Generator, lengths: list[int]) -> pa.Table:
             {
                 "symbol": np.full(n, f"S{i:03d}"),
                 "ts": np.datetime64("2000-01-03", "D") + np.arange(n),
-                "close_adj": c,
-                "high_adj": c * (1 + rng.uniform(0, 0.02, n)),
-                "low_adj": c * (1 - rng.uniform(0, 0.02, n)),
-                "split_factor": np.where(np.arange(n) < n // 2, 0.5, 1.0),
-                "dividend_factor": np.linspace(0.9, 1.0, n),
+                "close": c,
+                "high": c * (1 + rng.uniform(0, 0.02, n)),
+                "low": c * (1 - rng.uniform(0, 0.02, n)),
+                # a 2-for-1 split half way and a dividend every 50 bars
+                "total_return_factor": np.where(np.arange(n) < n // 2, 1.0, 0.5)
+                * 0.99 ** (np.arange(n) // 50),
             }
         )
     cols = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-    cols["close"] = cols["close_adj"] * 1.5
     cols["ts"] = pa.array(cols["ts"].astype("datetime64[us]"), pa.timestamp("us", tz="UTC"))
     return pa.table(cols)
 
@@ -94,9 +94,9 @@ def test_compiled_features_on_no_rows():
 def test_compiled_features_propagate_missing_prices():
     rng = np.random.default_rng(3)
     bars = _bars(rng, [200, 120])
-    close = bars.column("close_adj").to_numpy().copy()
+    close = bars.column("close").to_numpy().copy()
     close[[10, 150, 260]] = np.nan
-    bars = bars.set_column(bars.schema.get_field_index("close_adj"), "close_adj", [close])
+    bars = bars.set_column(bars.schema.get_field_index("close"), "close", [close])
     fs = feature_set("technical", 1)
     _assert_same(compute_features(fs, bars, compiled=False), compute_features(fs, bars))
 
@@ -134,9 +134,41 @@ def test_kalman_kernel_matches_the_scalar_recursion():
     np.testing.assert_array_equal(got, want)  # the same operations in the same order
 
 
+def test_rolling_ols_waits_for_a_full_window():
+    """pair_spreads' kernels: price_a = 2 price_b + 1 exactly, a 3-bar window: beta 2 and
+    alpha 1 from the third bar on (NaN, a null in the mart, before), spread 0; a flat window
+    of spreads has no z-score."""
+    b = np.array([1.0, 2.0, 3.0, 4.0])
+    a = 2.0 * b + 1.0
+    starts, ends = np.array([0], np.int64), np.array([4], np.int64)
+    got = rk.rolling_ols(a, b, starts, ends, 3)
+    assert np.isnan(got[:, :2]).all()
+    np.testing.assert_allclose(got[:, 2:], [[2.0, 2.0], [1.0, 1.0], [0.0, 0.0]], atol=1e-12)
+    assert np.isnan(rk.rolling_zscore(np.zeros(4), starts, ends, 2)).all()
+
+
+def test_rolling_ols_is_the_same_number_whatever_follows():
+    """A window's result depends on its own rows only: cutting the series after t, or
+    adding other series around it, leaves every value up to t unchanged to the bit."""
+    rng = np.random.default_rng(5)
+    b = 4.0 + np.cumsum(rng.normal(0, 0.01, 400))
+    a = 0.9 * b + 0.2 + rng.normal(0, 0.01, 400)
+    one = np.array([0], np.int64)
+    whole = rk.rolling_ols(a, b, one, np.array([400], np.int64), 60)
+    cut = rk.rolling_ols(a[:250], b[:250], one, np.array([250], np.int64), 60)
+    np.testing.assert_array_equal(whole[:, :250], cut)
+    other = rng.normal(0, 1, 123)
+    both = rk.rolling_ols(
+        np.r_[other, a], np.r_[other[::-1], b], np.array([0, 123]), np.array([123, 523]), 60
+    )
+    np.testing.assert_array_equal(both[:, 123:], whole)
+    z = rk.rolling_zscore(whole[2], one, np.array([400], np.int64), 20)
+    zc = rk.rolling_zscore(cut[2], one, np.array([250], np.int64), 20)
+    np.testing.assert_array_equal(z[:250], zc)
+
+
 def test_rolling_ols_and_zscore_kernels_match_numpy():
-    """Not used by a mart yet (pair_spreads is SQL: dbt unit tests need SQL models); kept
-    tested for a compiled pair_spreads."""
+    """The kernels of pair_spreads against numpy, on three series of one array."""
     rng = np.random.default_rng(4)
     b = 4.0 + np.cumsum(rng.normal(0, 0.01, 500))
     a = 0.9 * b + 0.2 + rng.normal(0, 0.01, 500)

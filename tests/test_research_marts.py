@@ -40,6 +40,7 @@ MARTS = (
     "pair_ou_parameters",
     "pair_universe",
     "pair_candidates",
+    "total_return_factors",
     "staging.stg_manifest__data_files",
 )
 
@@ -377,6 +378,52 @@ def test_split_pairs_are_continuous_across_the_split(full):
 
 # --- point in time -------------------------------------------------------------------------
 
+
+def test_total_return_factors_complement_the_backward_factors(full):
+    """split_factor * dividend_factor (backward, base = latest) equals the symbol's latest
+    forward factor over the bar's own: the same adjustment, chained the other way."""
+    bars = full["bars_adjusted"].query("timeframe == '1d'")
+    f = full["total_return_factors"]
+    latest = f.sort_values("valid_from").groupby("symbol")["total_return_factor"].last()
+    merged = pd.merge_asof(
+        bars.assign(day=bars["ts"].dt.tz_convert(None).dt.normalize()).sort_values("day"),
+        f.assign(day=pd.to_datetime(f["valid_from"]))[
+            ["symbol", "day", "total_return_factor"]
+        ].sort_values("day"),
+        on="day",
+        by="symbol",
+    )
+    merged["total_return_factor"] = merged["total_return_factor"].fillna(1.0)
+    want = merged["split_factor"] * merged["dividend_factor"]
+    got = merged["symbol"].map(latest).fillna(1.0) / merged["total_return_factor"]
+    np.testing.assert_allclose(got, want, rtol=1e-13)
+    assert (merged["total_return_factor"] != 1.0).sum() > 1000  # splits and dividends apply
+
+
+def test_close_tr_equals_close_adj_over_the_first_factor(full):
+    """pair_bars' forward-chained close_tr is the old definition (close_adj over the first
+    bar's backward factor) to 1e-12, though computed without any later action."""
+    bars = full["bars_adjusted"].query("timeframe == '1d'").sort_values(["symbol", "ts"])
+    factor = bars["split_factor"] * bars["dividend_factor"]
+    old = bars["close_adj"] / factor.groupby(bars["symbol"]).transform("first")
+    old = pd.Series(old.to_numpy(), index=pd.MultiIndex.from_frame(bars[["symbol", "ts"]]))
+    pb = full["pair_bars"]
+    cols = ["symbol", "ts", "close", "close_tr"]
+    new = pd.concat(
+        [
+            pb[["symbol_a", "ts", "close_a", "close_tr_a"]].set_axis(cols, axis=1),
+            pb[["symbol_b", "ts", "close_b", "close_tr_b"]].set_axis(cols, axis=1),
+        ]
+    ).drop_duplicates(["symbol", "ts"])
+    want = old.loc[pd.MultiIndex.from_frame(new[["symbol", "ts"]])].to_numpy()
+    got = new["close_tr"].to_numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+    rel = np.abs(got / want - 1)
+    print(f"close_tr new vs old: max abs {np.abs(got - want).max():.3g}, max rel {rel.max():.3g}")
+    # not vacuous: actions after the first bar move close_tr away from close
+    assert (np.abs(got / new["close"].to_numpy() - 1) > 0.01).sum() > 1000
+
+
 SEED_PAIRS = Path(__file__).resolve().parents[1] / "seeds" / "pairs.csv"
 KEYS = {
     "features_technical_v1": ["symbol", "ts"],
@@ -410,10 +457,11 @@ def test_no_value_at_t_changes_when_later_bars_are_deleted(full, truncated, mart
         if col in skip or col in keys:
             continue
         if pd.api.types.is_float_dtype(a[col]):
+            # to the bit: every value at t is computed from bars and actions up to t only
             x, y = a[col].to_numpy(float), b[col].to_numpy(float)
             np.testing.assert_array_equal(np.isnan(x), np.isnan(y), err_msg=col)
             ok = ~np.isnan(x)
-            np.testing.assert_allclose(x[ok], y[ok], rtol=1e-9, atol=1e-12, err_msg=col)
+            assert (x[ok] == y[ok]).all(), (col, int((x[ok] != y[ok]).sum()))
         else:
             assert a[col].equals(b[col]), col
         compared += 1

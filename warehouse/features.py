@@ -8,13 +8,16 @@ features with their parameters and, optionally, labels. The dbt Python model
 declaring a new version, never editing a published one.
 
 Point in time
-    Every feature at ``ts`` is computed from bars at or before ``ts`` only. Prices are the
-    total-return adjusted ones (``*_adj``), and features expressed in price units (SMA, EMA,
-    MACD, Bollinger bands, ATR, slopes) are divided by the bar's own adjustment factor
-    (``split_factor * dividend_factor``): they are in the as-traded units of ``ts``, exactly
-    what was computable on that day, and a corporate action after ``ts`` cannot change
-    them. Ratios (returns, RSI, z-scores, volatility) need no rescaling. Labels are the only
-    columns that look forward; they are named ``label_*`` and shifted explicitly.
+    Every feature at ``ts`` is computed from bars and corporate actions at or before ``ts``
+    only, to the bit. Prices are total-return prices chained forward (``close /
+    total_return_factor``, ``high`` and ``low`` likewise, with the factor of the
+    ``total_return_factors`` mart: the product of the adjustment steps of the actions with
+    ex-date up to the bar), never ``close_adj``, whose level every later action rescales.
+    Features expressed in price units (SMA, EMA, MACD, Bollinger bands, ATR, slopes) are
+    multiplied back by the bar's own ``total_return_factor``: they are in the as-traded
+    units of ``ts``, exactly what was computable on that day. Ratios (returns, RSI,
+    z-scores, volatility) need no rescaling. Labels are the only columns that look
+    forward; they are named ``label_*`` and shifted explicitly.
 
 Computation
     :func:`compute_features` runs compiled kernels (warehouse/kernels.py, numba) over
@@ -403,8 +406,9 @@ def _kernel_columns(
 
 
 def compute_features(fs: FeatureSet, bars: pa.Table, *, compiled: bool = True) -> pa.Table:
-    """The set's columns for ``bars`` (symbol, ts, close, close_adj, high_adj, low_adj,
-    split_factor, dividend_factor), keyed by (symbol, ts), with the set's timeframe.
+    """The set's columns for ``bars`` (symbol, ts, close, high, low as traded, and
+    total_return_factor: see the module's docstring), keyed by (symbol, ts), with the set's
+    timeframe.
 
     ``compiled=False`` runs the numpy reference (:func:`_one_symbol`, one symbol at a time)
     instead of the numba kernels: the two agree to rounding (tests/test_research_kernels.py).
@@ -413,15 +417,13 @@ def compute_features(fs: FeatureSet, bars: pa.Table, *, compiled: bool = True) -
 
     bars, starts, ends = sort_by_key_and_time(bars, "symbol")
     symbols = bars.column("symbol")
-    col = {
-        name: _float64(bars.column(name))
-        for name in ("close_adj", "high_adj", "low_adj", "split_factor", "dividend_factor")
-    }
-    factor = col["split_factor"] * col["dividend_factor"]
+    factor = _float64(bars.column("total_return_factor"))
+    # total-return prices chained forward: each depends on nothing after its bar
+    col = {f"{name}_tr": _float64(bars.column(name)) / factor for name in ("close", "high", "low")}
     n = bars.num_rows
     names = fs.feature_columns() + fs.label_columns()
     everything = fs.features + fs.labels
-    scale = 1.0 / factor
+    scale = factor  # back to the as-traded units of each bar
     if compiled:
         # symbols split into contiguous blocks computed on parallel threads (the kernels and
         # numpy release the GIL); each block becomes one chunk of every output column
@@ -431,9 +433,9 @@ def compute_features(fs: FeatureSet, bars: pa.Table, *, compiled: bool = True) -
             r0, r1, s0, s1 = block
             part = _kernel_columns(
                 everything,
-                col["close_adj"][r0:r1],
-                col["high_adj"][r0:r1],
-                col["low_adj"][r0:r1],
+                col["close_tr"][r0:r1],
+                col["high_tr"][r0:r1],
+                col["low_tr"][r0:r1],
                 scale[r0:r1],
                 starts[s0:s1] - r0,
                 ends[s0:s1] - r0,
@@ -451,9 +453,9 @@ def compute_features(fs: FeatureSet, bars: pa.Table, *, compiled: bool = True) -
         for a, b in zip(starts.tolist(), ends.tolist(), strict=True):
             part = _one_symbol(
                 everything,
-                col["close_adj"][a:b],
-                col["high_adj"][a:b],
-                col["low_adj"][a:b],
+                col["close_tr"][a:b],
+                col["high_tr"][a:b],
+                col["low_tr"][a:b],
                 scale[a:b],
             )
             for name, values in part.items():
@@ -463,7 +465,7 @@ def compute_features(fs: FeatureSet, bars: pa.Table, *, compiled: bool = True) -
         "symbol": symbols,
         "timeframe": pa.repeat(pa.scalar(fs.timeframe, pa.string()), n),
         "ts": bars.column("ts"),
-        "close": bars.column("close"),  # as traded (close_adj moves with later actions)
+        "close": bars.column("close"),  # as traded
         **outputs,
     }
     return pa.table(arrays)

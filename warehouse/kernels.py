@@ -14,10 +14,10 @@ undefined (callers turn non-finite values into nulls).
 Kernels are cached on disk (``cache=True``) and release the GIL (``nogil=True``): callers
 run them on threads (features by blocks of symbols, Engle-Granger by blocks of tests).
 
-Used by features_technical_v1 (through warehouse/features.py), pair_kalman and
-pair_cointegration. ``rolling_ols`` / ``rolling_zscore`` reproduce pair_spreads' SQL windows
-(to about 1e-12) for a compiled pair_spreads; that mart stays SQL for now (its dbt unit
-test needs a SQL model).
+Used by features_technical_v1 (through warehouse/features.py), pair_kalman,
+pair_spreads (``rolling_ols``, ``rolling_zscore``) and pair_cointegration. Each output at a
+row is computed from that series' rows up to it in a fixed order, never from anything after
+it or from another series: the marts are point in time to the bit.
 """
 
 from __future__ import annotations

@@ -79,6 +79,7 @@ PUBLISHED: dict[str, tuple[str, ...]] = {
     "pairs_backtest_signals": ("run_id", "signal_id"),
     "perpetual_bars": ("symbol", "timeframe", "ts"),
     "quality_quarantine": ("symbol", "ts"),
+    "total_return_factors": ("symbol", "valid_from"),
     "walk_forward_splits": (),
 }
 

@@ -55,5 +55,6 @@ def depends_on(dbt):
         dbt.ref("pairs_backtest_signals"),
         dbt.ref("perpetual_bars"),
         dbt.ref("quality_quarantine"),
+        dbt.ref("total_return_factors"),
         dbt.ref("walk_forward_splits"),
     ]

@@ -1,11 +1,13 @@
 {#- Each pair's two price series aligned on their common timestamps only.
 
-    price_a / price_b are total-return prices chained forward from each symbol's first bar
-    (close_adj divided by the adjustment factor of that first bar: equal to the as-traded
-    close on the first bar, then compounding total returns). Unlike close_adj, whose level
-    moves with every later corporate action, they depend only on bars and actions at or
-    before ts, so every pairs mart is point in time. var('pairs_price_transform') = 'log'
-    takes their logarithm. -#}
+    price_a / price_b are total-return prices chained forward from each symbol's first bar:
+    close_tr = close / (total_return_factor / the first bar's total_return_factor), with
+    total_return_factor the product of the adjustment steps of the actions with ex-date up
+    to the bar (total_return_factors). Equal to the as-traded close until the first action
+    after the first bar, then compounding total returns; the same number as close_adj over
+    the first bar's adjustment factor, but computed from bars and actions at or before ts
+    only, so every pairs mart is point in time to the bit (close_adj moves with every later
+    action). var('pairs_price_transform') = 'log' takes their logarithm. -#}
 with
 
 pairs as (
@@ -24,11 +26,37 @@ bars as (
         symbol,
         timeframe,
         ts,
-        close,
-        close_adj,
-        split_factor * dividend_factor as adjustment_factor
+        close
     from {{ ref('bars_adjusted') }}
     where timeframe = '{{ var("pairs_timeframe") }}'
+
+),
+
+total_return_factors as (
+
+    select
+        symbol,
+        valid_from_at,
+        valid_to_at,
+        total_return_factor
+    from {{ ref('total_return_factors') }}
+
+),
+
+bars_joined_to_factors as (
+
+    select
+        bars.symbol,
+        bars.timeframe,
+        bars.ts,
+        bars.close,
+        coalesce(total_return_factors.total_return_factor, 1.0) as total_return_factor
+    from bars
+    left join total_return_factors
+        on
+            bars.symbol = total_return_factors.symbol
+            and bars.ts >= total_return_factors.valid_from_at
+            and bars.ts < total_return_factors.valid_to_at
 
 ),
 
@@ -36,8 +64,8 @@ first_factors as (
 
     select
         symbol,
-        arg_min(adjustment_factor, ts) as first_adjustment_factor
-    from bars
+        arg_min(total_return_factor, ts) as first_total_return_factor
+    from bars_joined_to_factors
     group by symbol
 
 ),
@@ -45,13 +73,15 @@ first_factors as (
 bars_chained_forward as (
 
     select
-        bars.symbol,
-        bars.timeframe,
-        bars.ts,
-        bars.close,
-        bars.close_adj / first_factors.first_adjustment_factor as close_tr
-    from bars
-    inner join first_factors on bars.symbol = first_factors.symbol
+        bars_joined_to_factors.symbol,
+        bars_joined_to_factors.timeframe,
+        bars_joined_to_factors.ts,
+        bars_joined_to_factors.close,
+        bars_joined_to_factors.close / (
+            bars_joined_to_factors.total_return_factor / first_factors.first_total_return_factor
+        ) as close_tr
+    from bars_joined_to_factors
+    inner join first_factors on bars_joined_to_factors.symbol = first_factors.symbol
 
 ),
 

@@ -13,7 +13,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 __all__ = ["err", "ingest_summary", "out", "progress", "symbols_from"]
 
 out = Console(width=None if sys.stdout.isatty() else 120)
-err = Console(stderr=True, width=None if sys.stderr.isatty() else 120)
+#: off a terminal (logs, cron mail, pipes) a message stays on one line, never wrapped
+#: in the middle of a path or a command
+err = Console(
+    stderr=True,
+    width=None if sys.stderr.isatty() else 120,
+    soft_wrap=not sys.stderr.isatty(),
+)
 
 
 def progress() -> Progress:

@@ -65,6 +65,9 @@ log = logging.getLogger("duckmarket.server")
 _LEN = struct.Struct("!I")
 #: the server kills a worker this long after the query's own interrupt should have fired
 KILL_GRACE_S = 1.0
+#: how long a new worker may take to start (import DuckDB and pyarrow) before the query
+#: is refused as busy; a query's own time limit starts only once its worker is ready
+WORKER_START_S = 60.0
 #: memory of a worker's interpreter and libraries (python, duckdb, pyarrow: ~200 MB of
 #: data measured), allowed on top of the query's own limit
 INTERPRETER_BYTES = 320 * 2**20
@@ -92,6 +95,18 @@ class _Worker:
             close_fds=True,
         )
         self.queries = 0
+        self._ready = False
+
+    def wait_ready(self, deadline: float) -> None:
+        """Wait for the worker's ready frame (sent once it has imported its libraries)."""
+        if self._ready:
+            return
+        assert self.proc.stdout is not None
+        fd = self.proc.stdout.fileno()
+        (n,) = _LEN.unpack(_read_exact(fd, _LEN.size, deadline))
+        if n > 1_000 or not json.loads(_read_exact(fd, n, deadline)).get("ready"):
+            raise _WorkerGone("the worker did not say it was ready")
+        self._ready = True
 
     def alive(self) -> bool:
         return self.proc.poll() is None
@@ -201,6 +216,14 @@ class SqlWorkers:
 
     def _run(self, set_dir: Path, sql: str, limits: SqlLimits) -> SqlResult:
         worker = self._take()
+        try:
+            worker.wait_ready(time.monotonic() + WORKER_START_S)
+        except (TimeoutError, _WorkerGone, OSError, ValueError) as exc:
+            worker.kill()
+            log.warning("SQL worker did not start (%s)", exc)
+            raise SqlBusyError(
+                f"no SQL worker could be started; retry in {SqlBusyError.retry_after_s} s"
+            ) from None
         request = {"set_dir": str(set_dir), "sql": sql, "limits": asdict(limits)}
         deadline = time.monotonic() + limits.timeout_s + KILL_GRACE_S
         try:
@@ -300,6 +323,9 @@ def main(argv: list[str]) -> None:
     out = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # a stray print cannot break the protocol
     stdin = sys.stdin.buffer
+    ready = json.dumps({"ready": True}).encode()
+    out.write(_LEN.pack(len(ready)) + ready)
+    out.flush()
     while True:
         request = _read_frame(stdin, idle_s)
         if request is None:

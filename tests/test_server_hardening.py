@@ -328,7 +328,7 @@ def test_queries_past_the_concurrency_limit_get_503_with_retry_after(env):
     assert busy.status_code == 503, busy.text
     assert int(busy.headers["retry-after"]) >= 1
     assert "retry" in busy.json()["error"]["message"]
-    assert health.status_code == 200 and health_took < 1.0
+    assert health.status_code == 200 and health_took < 5  # not stuck behind the SQL
     assert sorted(r.status_code for r in results) == [408] * SMALL.max_concurrent
     assert _sql(env, "select 1 as x").status_code == 200
 

@@ -22,6 +22,7 @@ SELECT = "+path:models/marts/pairs_backtest +adjustment_factors"
 MARTS = (
     "pairs_backtest_signals",
     "pairs_backtest_fills",
+    "pairs_backtest_trades",
     "pairs_backtest_equity",
     "pairs_backtest_runs",
     "pairs_backtest_metrics",
@@ -172,6 +173,95 @@ def test_equity_is_cash_plus_positions_and_metrics_come_from_metrics_frame(full)
             assert row[k] == pytest.approx(m[k], rel=1e-12, nan_ok=True), k
         assert json.loads(run.config)["entry_z"] == VARS["backtest_entry_z"]
     assert set(METRICS) <= set(pl.from_pandas(met).columns)
+
+
+def test_trades_reconcile_with_fills_equity_signals_and_metrics(full):
+    sig, fil = full["pairs_backtest_signals"], full["pairs_backtest_fills"]
+    eq, tr = full["pairs_backtest_equity"], full["pairs_backtest_trades"]
+    met = full["pairs_backtest_metrics"].set_index("run_id")
+    runs = full["pairs_backtest_runs"].set_index("run_id")
+    notional = VARS["backtest_notional"]
+    checked = 0
+    for run_id, e in eq.groupby("run_id"):
+        e = e.sort_values("ts").reset_index(drop=True)
+        t = tr[tr.run_id == run_id].sort_values("trade_id").reset_index(drop=True)
+        f = fil[fil.run_id == run_id]
+        s = sig[sig.run_id == run_id].set_index("signal_id")
+        sym_a, sym_b = runs.loc[run_id, ["symbol_a", "symbol_b"]]
+        closed = t[t.exit_reason != "open"]
+        # the metrics count the closed trades and their winners
+        assert met.loc[run_id, "n_trades"] == len(closed)
+        if len(closed):
+            assert met.loc[run_id, "hit_rate_trades"] == (closed.pnl > 0).mean()
+        # at most one trade is open, and only the last
+        assert (t.exit_reason == "open").sum() <= 1 and t.exit_reason.iloc[:-1].ne("open").all()
+        assert t.trade_id.tolist() == list(range(len(t)))
+        # every fill is an entry or an exit leg of exactly one trade
+        assert len(f) == 2 * len(t) + 2 * len(closed)
+        assert set(f.ts) == set(t.entry_ts) | set(closed.exit_ts)
+        pos = e.set_index("ts")
+        for x in t.itertuples():
+            sign = 1 if x.direction == "long_spread" else -1
+            assert s.loc[x.entry_signal_id, "reason"] == "entry"
+            assert s.loc[x.entry_signal_id, "target_position"] == sign
+            legs = f[f.ts == x.entry_ts].set_index("symbol")
+            assert legs.loc[sym_a, "price"] == x.entry_price_a
+            assert legs.loc[sym_b, "price"] == x.entry_price_b
+            assert legs.loc[sym_a, "quantity"] == x.quantity_a and np.sign(x.quantity_a) == sign
+            assert legs.loc[sym_b, "quantity"] == x.quantity_b
+            i = e.index[e.ts == x.entry_ts][0]
+            end = e.index[e.ts == x.exit_ts][0] if x.exit_reason != "open" else len(e)
+            assert x.bars_held == end - i
+            held = e.iloc[i:end]
+            assert (held.position == sign).all()
+            assert (held.quantity_a == x.quantity_a).all() and (
+                held.quantity_b == x.quantity_b
+            ).all()
+            if x.exit_reason == "open":
+                assert pd.isna(x.exit_ts) and pd.isna(x.pnl) and pd.isna(x.trade_return)
+                continue
+            assert s.loc[x.exit_signal_id, "reason"] == x.exit_reason
+            assert s.loc[x.exit_signal_id, "ts"] < x.exit_ts
+            out = f[f.ts == x.exit_ts].set_index("symbol")
+            assert out.loc[sym_a, "quantity"] == -x.quantity_a
+            assert (out.loc[sym_a, "price"], out.loc[sym_b, "price"]) == (
+                x.exit_price_a,
+                x.exit_price_b,
+            )
+            both = pd.concat([legs, out])
+            assert x.commission == pytest.approx(both.commission.sum(), rel=1e-12)
+            cash_flow = -(both.quantity * both.price + both.commission).sum()
+            assert x.pnl == pytest.approx(cash_flow, rel=1e-9, abs=1e-6)
+            # flat before and after: the trade's pnl is the change in equity, to the bit
+            assert x.pnl == pos.loc[x.exit_ts, "equity"] - e.loc[i - 1, "equity"]
+            gross = abs(x.quantity_a * x.entry_price_a) + abs(x.quantity_b * x.entry_price_b)
+            assert x.trade_return == pytest.approx(x.pnl / gross, rel=1e-12)
+            checked += 1
+        if not (t.exit_reason == "open").any():
+            assert e.equity.iloc[-1] - notional == pytest.approx(closed.pnl.sum(), abs=1e-6)
+    assert checked >= 4 and set(tr.exit_reason) >= {"exit_mean"}
+
+
+def test_trades_closed_before_t_do_not_change_when_later_bars_are_deleted(full, truncated):
+    cut = pd.Timestamp(CUTOFF, tz="UTC")
+    keys = ["run_id", "trade_id"]
+    a = full["pairs_backtest_trades"].sort_values(keys).reset_index(drop=True)
+    b = truncated["pairs_backtest_trades"].sort_values(keys).reset_index(drop=True)
+    closed_a = a[a.exit_ts < cut].reset_index(drop=True)
+    closed_b = b[b.exit_reason != "open"].reset_index(drop=True)
+    assert len(closed_a) == len(closed_b) > 0
+    pd.testing.assert_frame_equal(closed_a, closed_b, check_exact=True)
+    # a trade open at the cut has the same entry in both lakes
+    entry = [c for c in a.columns if not c.startswith("exit_") and c not in ("pnl", "commission")]
+    entry = [c for c in entry if c not in ("trade_return", "bars_held")]
+    open_b = b[b.exit_reason == "open"].set_index(keys)
+    if len(open_b):
+        same = a.set_index(keys).loc[open_b.index]
+        pd.testing.assert_frame_equal(
+            same[[c for c in entry if c not in keys]],
+            open_b[[c for c in entry if c not in keys]],
+            check_exact=True,
+        )
 
 
 @pytest.mark.parametrize(

@@ -77,6 +77,7 @@ PUBLISHED: dict[str, tuple[str, ...]] = {
     "pairs_backtest_metrics": ("run_id",),
     "pairs_backtest_runs": ("run_id",),
     "pairs_backtest_signals": ("run_id", "signal_id"),
+    "pairs_backtest_trades": ("run_id", "trade_id"),
     "perpetual_bars": ("symbol", "timeframe", "ts"),
     "quality_quarantine": ("symbol", "ts"),
     "total_return_factors": ("symbol", "valid_from"),

@@ -19,6 +19,12 @@ first bar, so a split never moves a position's value); a buy pays open * (1 + sl
 / 1e4 of its traded value. Equity at t = cash + positions value (quantities times t's
 close), starting from cash = notional; period_return = equity_t / equity_{t-1} - 1.
 
+A trade is one round trip: the entry fills (both legs), then the exit fills, with the
+exit signal's reason (exit_mean, exit_stop, exit_not_cointegrated, exit_no_zscore; a trade
+still open after the last bar is ``open``). Its pnl is the cash it made net of slippage and
+commissions, which is also the change in equity over it (the run is flat before and after);
+trade_return is pnl over the gross value entered.
+
 Every value at t depends on bars at or before t only (the fill at t uses t's open and the
 signal at t - 1), so deleting later bars changes nothing up to t, bit for bit.
 """
@@ -111,22 +117,26 @@ def simulate(bars: pl.DataFrame, cfg: dict[str, Any]) -> dict[str, pl.DataFrame]
         cash = notional
         qty = [0.0, 0.0]
         held = 0
-        pending: tuple[int, int, Any] | None = None  # (target, signal_id, signal ts)
+        # (target, signal_id, signal ts, reason)
+        pending: tuple[int, int, Any, str] | None = None
         prev_equity = notional
         trade: dict | None = None
+        trade_id = 0
         fill_id = 0
         for i, r in enumerate(rows):
             opens = (r["open_tr_a"], r["open_tr_b"])
             closes = (r["close_tr_a"], r["close_tr_b"])
             # 1. the previous bar's signal fills at this bar's open
             if pending is not None and pending[0] != held:
-                target, sid, sts = pending
+                target, sid, sts, why = pending
                 beta = rows[i - 1]["hedge_ratio"]
                 if target == 0:
                     new = [0.0, 0.0]
                 else:
                     new = [target * notional / opens[0], -target * beta * notional / opens[1]]
                 cash_before = cash
+                prices = [math.nan, math.nan]
+                paid = 0.0
                 for leg in (0, 1):
                     dq = new[leg] - qty[leg]
                     if dq == 0:
@@ -135,6 +145,8 @@ def simulate(bars: pl.DataFrame, cfg: dict[str, Any]) -> dict[str, pl.DataFrame]
                     price = opens[leg] * (1 + slip if dq > 0 else 1 - slip)
                     commission = abs(dq * price) * comm
                     cash -= dq * price + commission
+                    prices[leg] = price
+                    paid += commission
                     fills.append(
                         {
                             "run_id": run_id,
@@ -154,12 +166,20 @@ def simulate(bars: pl.DataFrame, cfg: dict[str, Any]) -> dict[str, pl.DataFrame]
                     )
                     fill_id += 1
                 if target == 0 and trade is not None:
-                    trade["exit_ts"] = r["ts"]
-                    trade["pnl"] = cash - trade["entry_cash"]
+                    _close_trade(trade, r["ts"], sid, prices, paid, why, i, cash)
                     trades.append(trade)
                     trade = None
                 if target != 0:
-                    trade = {"run_id": run_id, "entry_ts": r["ts"], "entry_cash": cash_before}
+                    trade = _open_trade(run_id, pair_id, trade_id, target, sid, r["ts"], i)
+                    trade.update(
+                        quantity_a=new[0],
+                        quantity_b=new[1],
+                        entry_price_a=prices[0],
+                        entry_price_b=prices[1],
+                        commission=paid,
+                        entry_cash=cash_before,
+                    )
+                    trade_id += 1
                 qty = new
                 held = target
             pending = None
@@ -205,10 +225,10 @@ def simulate(bars: pl.DataFrame, cfg: dict[str, Any]) -> dict[str, pl.DataFrame]
                 }
             )
             if target != held:
-                pending = (target, i, r["ts"])
-        if trade is not None and rows:  # an open trade is marked at the last close
-            trade["exit_ts"] = None
-            trade["pnl"] = None
+                pending = (target, i, r["ts"], reason)
+        if trade is not None:  # still open after the last bar: no exit, no realised pnl
+            trade["bars_held"] = len(rows) - trade["entry_bar"]
+            trades.append(trade)
         runs.append(
             {
                 "run_id": run_id,
@@ -231,12 +251,52 @@ def simulate(bars: pl.DataFrame, cfg: dict[str, Any]) -> dict[str, pl.DataFrame]
         "signals": _frame(signals, SIGNALS_SCHEMA),
         "fills": _frame(fills, FILLS_SCHEMA),
         "equity": _frame(equity, EQUITY_SCHEMA),
-        "trades": pl.DataFrame(
-            [{"run_id": t["run_id"], "trade_id": n, "pnl": t["pnl"]} for n, t in enumerate(trades)],
-            schema={"run_id": pl.String(), "trade_id": pl.Int64(), "pnl": pl.Float64()},
-        ),
+        "trades": _frame([{k: t.get(k) for k in TRADES_SCHEMA} for t in trades], TRADES_SCHEMA),
         "runs": _frame(runs, RUNS_SCHEMA),
     }
+
+
+def _open_trade(
+    run_id: str, pair_id: str, trade_id: int, target: int, signal_id: int, ts: Any, bar: int
+) -> dict[str, Any]:
+    return {
+        "run_id": run_id,
+        "pair_id": pair_id,
+        "trade_id": trade_id,
+        "direction": DIRECTIONS[target],
+        "entry_signal_id": signal_id,
+        "entry_ts": ts,
+        "entry_bar": bar,
+        "exit_reason": "open",
+    }
+
+
+def _close_trade(
+    trade: dict[str, Any],
+    ts: Any,
+    signal_id: int,
+    prices: list[float],
+    paid: float,
+    reason: str,
+    bar: int,
+    cash: float,
+) -> None:
+    """The round trip closed at ``ts``: pnl is the cash it made net of both fills' costs
+    (flat before and after, so it is also the change in equity)."""
+    entry_value = abs(trade["quantity_a"] * trade["entry_price_a"]) + abs(
+        trade["quantity_b"] * trade["entry_price_b"]
+    )
+    trade.update(
+        exit_signal_id=signal_id,
+        exit_ts=ts,
+        exit_price_a=prices[0],
+        exit_price_b=prices[1],
+        exit_reason=reason,
+        bars_held=bar - trade["entry_bar"],
+        commission=trade["commission"] + paid,
+        pnl=cash - trade["entry_cash"],
+    )
+    trade["trade_return"] = trade["pnl"] / entry_value
 
 
 TS = pl.Datetime("us", "UTC")
@@ -283,6 +343,27 @@ EQUITY_SCHEMA = {
     "gross_exposure": pl.Float64(),
     "net_exposure": pl.Float64(),
     "period_return": pl.Float64(),
+}
+TRADES_SCHEMA = {
+    "run_id": pl.String(),
+    "pair_id": pl.String(),
+    "trade_id": pl.Int64(),
+    "direction": pl.String(),
+    "entry_signal_id": pl.Int64(),
+    "entry_ts": TS,
+    "exit_signal_id": pl.Int64(),
+    "exit_ts": TS,
+    "quantity_a": pl.Float64(),
+    "quantity_b": pl.Float64(),
+    "entry_price_a": pl.Float64(),
+    "entry_price_b": pl.Float64(),
+    "exit_price_a": pl.Float64(),
+    "exit_price_b": pl.Float64(),
+    "commission": pl.Float64(),
+    "pnl": pl.Float64(),
+    "trade_return": pl.Float64(),
+    "bars_held": pl.Int64(),
+    "exit_reason": pl.String(),
 }
 RUNS_SCHEMA = {
     "run_id": pl.String(),

@@ -53,6 +53,7 @@ def depends_on(dbt):
         dbt.ref("pairs_backtest_metrics"),
         dbt.ref("pairs_backtest_runs"),
         dbt.ref("pairs_backtest_signals"),
+        dbt.ref("pairs_backtest_trades"),
         dbt.ref("perpetual_bars"),
         dbt.ref("quality_quarantine"),
         dbt.ref("total_return_factors"),

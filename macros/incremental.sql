@@ -223,8 +223,10 @@
       plan.scan(relation)  a select over `relation` of the rows to recompute from;
       plan.keep            the predicate on output rows to (re)write.
     `lookback_rows` is how many earlier bars a row's windows reach (0: none), and
-    `week_aligned` starts each series at the Monday before its first new bar (resampling).
-    Outside an incremental run both are "everything". -#}
+    `week_aligned` recomputes each series from the Monday before its first new bar
+    (resampling): it reads from the day before that Monday, since a trading week may open
+    on it (FX: Sunday 17:00 New York), and keeps the output rows whose session_date is
+    on or after the Monday. Outside an incremental run both are "everything". -#}
 {% macro bar_mart_plan(model_relation, lookback_rows=0, week_aligned=false, timeframes=none) -%}
     {%- set out = {'read': none, 'keep': 'true', 'stale': none, 'since': "'-infinity'"} -%}
     {%- if not (execute and is_incremental()) -%}
@@ -245,14 +247,25 @@
             {%- do bounds.append({'symbol': s.symbol, 'timeframe': s.timeframe,
                                   'read_from': s.min_ts, 'write_from': s.min_ts}) -%}
         {%- endfor -%}
-        {%- set wrap = "date_trunc('week', {})" -%}
+        {%- set wrap = "(date_trunc('week', {}) - interval 1 day)" -%}
     {%- else -%}
         {%- set bounds = lookback_bounds(model_relation, series, lookback_rows, 2 * lookback_rows + 1 if lookback_rows else 0) -%}
         {%- set wrap = "{}" -%}
     {%- endif -%}
     {%- set read_filter = series_predicate(bounds, 'read_from', [], wrap=wrap) -%}
-    {#- resampling recomputes whole buckets from the week start: everything it outputs is new -#}
-    {%- set keep_filter = 'true' if week_aligned else series_predicate(bounds, 'write_from', stale) -%}
+    {%- if week_aligned -%}
+        {#- resampling recomputes whole weeks: all it outputs from the Monday on is new -#}
+        {%- set keep_filter -%}
+            (
+            {%- for b in bounds %}
+                (symbol = '{{ b.symbol | replace("'", "''") }}' and session_date >= date_trunc('week', '{{ b.write_from }}'::timestamptz)::date) or
+            {%- endfor %}
+                symbol in ({{ sql_list(stale) }})
+            )
+        {%- endset -%}
+    {%- else -%}
+        {%- set keep_filter = series_predicate(bounds, 'write_from', stale) -%}
+    {%- endif -%}
     {%- set since = wrap | replace('{}', earliest_bound(bounds, 'read_from')) -%}
     {%- do out.update({
         'read': '(ts >= ' ~ since ~ ' and ' ~ read_filter ~ ')',

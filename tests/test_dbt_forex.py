@@ -4,7 +4,8 @@ One lake for the module, landed through the Dukascopy source itself (bi5 files p
 here and served by a fake HTTP transport, decoded by the source, written by the lake
 writer), then one real ``dbt build``. Two weeks of EURUSD minutes around the start of US
 summer time (Sunday 2024-03-10), complete from each Sunday 17:00 New York open to the
-Friday 17:00 close; GBPUSD the same with three hours missing across UTC midnight.
+Friday 17:00 close; GBPUSD the same with three hours missing across UTC midnight. The
+second week lands after a first build, so the marts are those of an incremental build.
 """
 
 from __future__ import annotations
@@ -126,12 +127,15 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict:
     candle_files(feed, "EURUSD", minutes, seed=1)
     candle_files(feed, "GBPUSD", [t for t in minutes if not HOLE[0] <= t < HOLE[1]], seed=2)
     dm = DataManager(paths, sources={"dukascopy": feed.source()}, now=lambda: NOW)
-    report = dm.ingest(["EURUSD", "GBPUSD"], "1m", "2024-03-03", "2024-03-16", source="dukascopy")
-    assert all(r.status in ("ok", "fetched") for r in report.results), report.results
-    result = run_build(
-        paths, select=WAREHOUSE, quiet=True, extra=("--indirect-selection", "cautious")
-    )
-    assert result.ok, result.error + "\n" + result.output[-4000:]
+    # two landings and two builds: the second is incremental, from inside the second
+    # week's Wednesday session (it opened on Tuesday at 21:00 UTC)
+    for start, end in (("2024-03-03", "2024-03-13"), ("2024-03-13", "2024-03-16")):
+        report = dm.ingest(["EURUSD", "GBPUSD"], "1m", start, end, source="dukascopy")
+        assert all(r.status in ("ok", "fetched") for r in report.results), report.results
+        result = run_build(
+            paths, select=WAREHOUSE, quiet=True, extra=("--indirect-selection", "cautious")
+        )
+        assert result.ok, result.error + "\n" + result.output[-4000:]
     return {"paths": paths, "minutes": minutes}
 
 
@@ -173,3 +177,75 @@ def test_the_lake_records_forex_symbols_on_the_fx_calendar(built: dict) -> None:
     symbols = pd.read_parquet(built["paths"].lake / "symbols")
     assert set(symbols["calendar"]) == {"FX"}
     assert (Path(built["paths"].lake) / "calendars" / "calendar=FX" / "data.parquet").exists()
+
+
+# --- daily and weekly bars on the forex day ----------------------------------------------
+
+
+def forex_day(ts: pd.Series) -> pd.Series:
+    """The New York date on which a minute's session closes (independent of the build)."""
+    return (ts.dt.tz_convert("America/New_York") + pd.Timedelta(hours=7)).dt.date
+
+
+def test_daily_bars_are_the_17_00_new_york_sessions(built: dict) -> None:
+    minute = mart(built, "bars_adjusted").query("symbol == 'EURUSD' and timeframe == '1m'")
+    minute = minute.sort_values("ts")
+    expected = minute.groupby(forex_day(minute["ts"])).agg(
+        open=("open", "first"),
+        high=("high", "max"),
+        low=("low", "min"),
+        close=("close", "last"),
+        volume=("volume", "sum"),
+        first_ts=("ts", "min"),
+    )
+    daily = mart(built, "bars_resampled").query("symbol == 'EURUSD' and timeframe == '1d'")
+    daily = daily.sort_values("ts").reset_index(drop=True)
+    assert [t.date() for t in daily["ts"]] == [d for week in WEEKS for d in week]
+    assert (daily["ts"].dt.hour == 0).all()  # a daily bar carries its session date
+    assert list(daily["session_date"]) == list(expected.index)
+    np.testing.assert_allclose(
+        daily[["open", "high", "low", "close", "volume"]],
+        expected[["open", "high", "low", "close", "volume"]],
+    )
+    assert (daily["bar_count"] == 1440).all() and (daily["expected_bar_count"] == 1440).all()
+    assert not daily["is_partial"].any()
+    # Monday's bar opens on Sunday at 17:00 New York: 22:00 UTC in winter, 21:00 in summer
+    assert expected["first_ts"].iloc[0] == pd.Timestamp("2024-03-03 22:00", tz="UTC")
+    assert expected["first_ts"].iloc[5] == pd.Timestamp("2024-03-10 21:00", tz="UTC")
+
+
+def test_weekly_bars_run_from_the_sunday_open_to_the_friday_close(built: dict) -> None:
+    minute = mart(built, "bars_adjusted").query("symbol == 'EURUSD' and timeframe == '1m'")
+    minute = minute.set_index("ts").sort_index()
+    weekly = mart(built, "bars_resampled").query("symbol == 'EURUSD' and timeframe == '1w'")
+    weekly = weekly.sort_values("ts").reset_index(drop=True)
+    assert list(weekly["ts"]) == [
+        pd.Timestamp("2024-03-04", tz="UTC"),
+        pd.Timestamp("2024-03-11", tz="UTC"),
+    ]
+    assert (weekly["bar_count"] == 7200).all() and (weekly["expected_bar_count"] == 7200).all()
+    assert not weekly["is_partial"].any()
+    bounds = [("2024-03-03 22:00", "2024-03-08 21:59"), ("2024-03-10 21:00", "2024-03-15 20:59")]
+    for row, (first, last) in zip(weekly.itertuples(), bounds, strict=True):
+        week = minute.loc[pd.Timestamp(first, tz="UTC") : pd.Timestamp(last, tz="UTC")]
+        assert len(week) == 7200
+        assert row.open == week["open"].iloc[0] and row.close == week["close"].iloc[-1]
+        assert row.high == week["high"].max() and row.low == week["low"].min()
+        assert row.volume == pytest.approx(week["volume"].sum())
+
+
+def test_intraday_buckets_start_at_the_17_00_open(built: dict) -> None:
+    four = mart(built, "bars_resampled").query("symbol == 'EURUSD' and timeframe == '4h'")
+    summer = four["ts"] >= pd.Timestamp("2024-03-10", tz="UTC")
+    assert sorted(set(four[~summer]["ts"].dt.hour)) == [2, 6, 10, 14, 18, 22]  # 17:00 EST
+    assert sorted(set(four[summer]["ts"].dt.hour)) == [1, 5, 9, 13, 17, 21]  # 17:00 EDT
+    assert len(four) == 10 * 6
+    assert (four["bar_count"] == 240).all() and not four["is_partial"].any()
+
+
+def test_a_hole_across_utc_midnight_makes_one_forex_day_partial(built: dict) -> None:
+    daily = mart(built, "bars_resampled").query("symbol == 'GBPUSD' and timeframe == '1d'")
+    partial = daily[daily["is_partial"]]
+    assert [t.date() for t in partial["ts"]] == [date(2024, 3, 6)]
+    assert partial["bar_count"].tolist() == [1440 - 180]
+    assert len(daily) == 10

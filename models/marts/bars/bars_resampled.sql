@@ -12,7 +12,8 @@
 -- depends_on: {{ ref('stg_lake__bars') }}
 -- depends_on: {{ ref('int_adjustment_factors_computed') }}
 {#- 1m bars resampled to 5m, 15m, 30m, 1h, 4h (anchored at the session open), daily bars
-    on exchange sessions and weekly bars, as traded and total-return adjusted, through the
+    on the sessions of the symbol's calendar (an FX day runs 17:00 to 17:00 New York) and
+    weekly bars, as traded and total-return adjusted, through the
     one macro resample_bars (cascaded: 1m -> 5m -> 15m -> 30m -> 1h -> 4h, 1h -> 1d -> 1w: each level
     reads the 3 to 12x fewer bars of the level below; the
     composition test shows this equals resampling 1m directly). is_partial marks buckets
@@ -58,6 +59,8 @@ sessions as (
         session_date,
         open_at,
         close_at,
+        day_start_at,
+        day_end_at,
         session_minutes
     from {{ ref('int_sessions_unioned') }}
 
@@ -70,7 +73,9 @@ symbol_sessions as (
         sessions.calendar,
         sessions.session_date,
         sessions.open_at,
-        sessions.close_at
+        sessions.close_at,
+        sessions.day_start_at,
+        sessions.day_end_at
     {#- symbols from a second (symbol-only) scan: reading them from minute_bars would make
         DuckDB materialise all the 1m rows for the two readers #}
     from (
@@ -85,6 +90,31 @@ symbol_sessions as (
                 symbol_calendars.calendar,
                 case when symbols.symbol like '%/%' then '24/7' else 'XNYS' end
             )
+
+),
+
+{# A bar belongs to the session whose trading day [day_start_at, day_end_at) holds it:
+    the session's UTC date for exchange calendars, the session itself for FX (17:00 to
+    17:00 New York, across UTC midnight). Each session is listed under every UTC day its
+    trading day touches (one for exchange calendars, two for FX), so bars find theirs by
+    an equality join on the UTC day, then the exact bounds. #}
+symbol_session_days as (
+
+    select
+        symbol,
+        calendar,
+        session_date,
+        open_at,
+        close_at,
+        day_start_at,
+        day_end_at,
+        unnest(
+            range(
+                epoch_us(day_start_at) // 86400000000,
+                (epoch_us(day_end_at) - 1) // 86400000000 + 1
+            )
+        ) as utc_day_number
+    from symbol_sessions
 
 ),
 
@@ -103,17 +133,20 @@ bars_5m as (
 
     select
         bars_5m_on_clock.* exclude (bars_5m_on_clock.expected_bar_count),
-        symbol_sessions.calendar,
-        coalesce(symbol_sessions.session_date, {{ utc_date('bars_5m_on_clock.ts') }}) as session_date,
-        symbol_sessions.open_at as session_open_at,
-        symbol_sessions.close_at as session_close_at,
-        {{ expected_bar_count('bars_5m_on_clock.ts', '5m', 1, 'symbol_sessions.open_at', 'symbol_sessions.close_at') }}
-            as expected_bar_count
+        symbol_session_days.calendar,
+        coalesce(symbol_session_days.session_date, {{ utc_date('bars_5m_on_clock.ts') }}) as session_date,
+        symbol_session_days.open_at as session_open_at,
+        symbol_session_days.close_at as session_close_at,
+        {{ expected_bar_count(
+            'bars_5m_on_clock.ts', '5m', 1, 'symbol_session_days.open_at', 'symbol_session_days.close_at'
+        ) }} as expected_bar_count
     from bars_5m_on_clock
-    left join symbol_sessions
+    left join symbol_session_days
         on
-            bars_5m_on_clock.symbol = symbol_sessions.symbol
-            and {{ utc_date('bars_5m_on_clock.ts') }} = symbol_sessions.session_date
+            bars_5m_on_clock.symbol = symbol_session_days.symbol
+            and {{ utc_day_number('bars_5m_on_clock.ts') }} = symbol_session_days.utc_day_number
+            and bars_5m_on_clock.ts >= symbol_session_days.day_start_at
+            and bars_5m_on_clock.ts < symbol_session_days.day_end_at
 
 ),
 
@@ -252,6 +285,7 @@ final as (
         coalesce(bar_count < expected_bar_count, false) as is_partial,
         ingested_at
     from unioned
+    where {{ plan['keep'] }}
 
 )
 

@@ -23,7 +23,13 @@ import pytest
 
 from ingest.manager import DataManager
 from ingest.paths import DataPaths
-from ingest.sources.dukascopy import CANDLE, DukascopySource, candle_path
+from ingest.sources.dukascopy import (
+    CANDLE,
+    TICK_RECORD,
+    DukascopySource,
+    candle_path,
+    tick_path,
+)
 from warehouse.build import run_build
 
 pytestmark = pytest.mark.slow
@@ -40,6 +46,8 @@ WEEKS = [[date(2024, 3, d) for d in range(4, 9)], [date(2024, 3, d) for d in ran
 #: GBPUSD's hole: 23:00 to 02:00 UTC, inside Wednesday 2024-03-06's session (it opened
 #: on Tuesday at 17:00 New York = 22:00 UTC)
 HOLE = (datetime(2024, 3, 5, 23, tzinfo=UTC), datetime(2024, 3, 6, 2, tzinfo=UTC))
+#: EURUSD's tick hours, across Monday 2024-03-11's 17:00 New York (21:00 UTC) close
+TICK_HOURS = [datetime(2024, 3, 11, h, tzinfo=UTC) for h in (19, 20, 21, 22)]
 
 
 def ny_five_pm(day: date) -> datetime:
@@ -83,39 +91,64 @@ class Feed:
         )
 
 
-def candle_files(feed: Feed, symbol: str, minutes: list[datetime], seed: int) -> pd.DataFrame:
-    """BID and ASK day files of a random walk (integer points), one candle per minute."""
+def tick_files(feed: Feed, symbol: str, hours: list[datetime], seed: int) -> dict:
+    """Hour files of 1 to 6 quotes a minute (integer points; float32-exact volumes); returns
+    each minute's candle per side as Dukascopy derives it from the ticks."""
+    rng = np.random.default_rng(seed)
+    candles = {}
+    bid = 108_500
+    for hour in hours:
+        records = []
+        for minute in range(60):
+            n = int(rng.integers(1, 7))
+            ms = np.sort(rng.choice(60_000, n, replace=False)) + minute * 60_000
+            bids = bid + np.cumsum(rng.integers(-2, 3, n))
+            asks = bids + rng.integers(1, 4, n)
+            bid = int(bids[-1])
+            bid_v = rng.integers(1, 20, n) / 4
+            ask_v = rng.integers(1, 20, n) / 4
+            records += [
+                (int(t), int(a), int(b), float(av), float(bv))
+                for t, a, b, av, bv in zip(ms, asks, bids, ask_v, bid_v, strict=True)
+            ]
+            candles[hour + timedelta(minutes=minute)] = {
+                "BID": (bids[0], bids.max(), bids.min(), bids[-1], bid_v.sum()),
+                "ASK": (asks[0], asks.max(), asks.min(), asks[-1], ask_v.sum()),
+            }
+        feed.files[tick_path(symbol, hour)] = bi5(records, TICK_RECORD)
+    return candles
+
+
+def candle_files(
+    feed: Feed, symbol: str, minutes: list[datetime], seed: int, fixed: dict | None = None
+) -> None:
+    """BID and ASK day files of a random walk (integer points), one candle per minute;
+    ``fixed`` gives some minutes' candles (open, high, low, close, volume per side)."""
     rng = np.random.default_rng(seed)
     n = len(minutes)
     bid_open = 108_000 + np.cumsum(rng.integers(-3, 4, n))
     spread = rng.integers(1, 4, n)
-    frame = pd.DataFrame({"ts": minutes})
+    sides = {}
     for side, base in (("BID", bid_open), ("ASK", bid_open + spread)):
         o = base
         c = base + rng.integers(-2, 3, n)
         h = np.maximum(o, c) + rng.integers(0, 3, n)
         low = np.minimum(o, c) - rng.integers(0, 3, n)
         v = rng.integers(1, 40, n) / 4  # exact in float32
-        frame[[f"{side}_o", f"{side}_h", f"{side}_l", f"{side}_c", f"{side}_v"]] = np.c_[
-            o, h, low, c, v
-        ]
-    frame["day"] = frame["ts"].map(lambda t: t.date())
-    for day, rows in frame.groupby("day"):
-        start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+        sides[side] = list(zip(o, h, low, c, v, strict=True))
+    days: dict[date, dict[str, list[tuple]]] = {}
+    for i, t in enumerate(minutes):
+        start = datetime(t.year, t.month, t.day, tzinfo=UTC)
+        per_side = days.setdefault(t.date(), {"BID": [], "ASK": []})
         for side in ("BID", "ASK"):
-            records = [
-                (
-                    int((r.ts - start).total_seconds()),
-                    int(getattr(r, f"{side}_o")),
-                    int(getattr(r, f"{side}_c")),
-                    int(getattr(r, f"{side}_l")),
-                    int(getattr(r, f"{side}_h")),
-                    float(getattr(r, f"{side}_v")),
-                )
-                for r in rows.itertuples()
-            ]
+            o, h, low, c, v = (fixed or {}).get(t, {}).get(side) or sides[side][i]
+            # a record holds open, close, low, high (in that order), then the volume
+            rec = (int((t - start).total_seconds()), int(o), int(c), int(low), int(h), float(v))
+            per_side[side].append(rec)
+    for day, per_side in days.items():
+        start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+        for side, records in per_side.items():
             feed.files[candle_path(symbol, start, side)] = bi5(records, CANDLE)
-    return frame
 
 
 @pytest.fixture(scope="module")
@@ -124,7 +157,8 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict:
     paths = DataPaths(root)
     feed = Feed()
     minutes = session_minutes()
-    candle_files(feed, "EURUSD", minutes, seed=1)
+    # the tick hours' candles are the ones Dukascopy derives from those ticks
+    candle_files(feed, "EURUSD", minutes, seed=1, fixed=tick_files(feed, "EURUSD", TICK_HOURS, 3))
     candle_files(feed, "GBPUSD", [t for t in minutes if not HOLE[0] <= t < HOLE[1]], seed=2)
     dm = DataManager(paths, sources={"dukascopy": feed.source()}, now=lambda: NOW)
     # two landings and two builds: the second is incremental, from inside the second
@@ -136,6 +170,15 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict:
             paths, select=WAREHOUSE, quiet=True, extra=("--indirect-selection", "cautious")
         )
         assert result.ok, result.error + "\n" + result.output[-4000:]
+        if start == "2024-03-03":
+            report = dm.ingest(
+                ["EURUSD"],
+                "tick",
+                TICK_HOURS[0],
+                TICK_HOURS[-1] + timedelta(hours=1),
+                source="dukascopy",
+            )
+            assert report.results[0].status in ("ok", "fetched"), report.results
     return {"paths": paths, "minutes": minutes}
 
 
@@ -249,3 +292,47 @@ def test_a_hole_across_utc_midnight_makes_one_forex_day_partial(built: dict) -> 
     assert [t.date() for t in partial["ts"]] == [date(2024, 3, 6)]
     assert partial["bar_count"].tolist() == [1440 - 180]
     assert len(daily) == 10
+
+
+# --- bid and ask ---------------------------------------------------------------------------
+
+
+def test_lake_bars_keep_each_side_in_bars_bid_ask(built: dict) -> None:
+    quotes = mart(built, "bars_bid_ask")
+    assert set(quotes["symbol"]) == {"EURUSD", "GBPUSD"}
+    assert len(quotes) == 2 * 10 * 1440 - 180
+    mid = mart(built, "bars_adjusted").query("timeframe == '1m'")
+    both = quotes.merge(mid, on=["symbol", "timeframe", "ts"])
+    assert len(both) == len(quotes)
+    for field in ("open", "high", "low", "close"):
+        # Dukascopy's 1m bar is the mean of its two sides' candles
+        np.testing.assert_allclose(
+            both[field], (both[f"bid_{field}"] + both[f"ask_{field}"]) / 2, atol=1e-9
+        )
+    np.testing.assert_allclose(both["spread_close"], both["ask_close"] - both["bid_close"])
+
+
+def test_quote_ticks_make_the_same_minutes_as_dukascopys_own_candles(built: dict) -> None:
+    from_ticks = mart(built, "bars_from_ticks").query("symbol == 'EURUSD'")
+    from_ticks = from_ticks.set_index("ts").sort_index()
+    hours = (TICK_HOURS[0], TICK_HOURS[-1] + timedelta(hours=1))
+    candles = mart(built, "bars_bid_ask").query("symbol == 'EURUSD' and timeframe == '1m'")
+    candles = candles[(candles["ts"] >= hours[0]) & (candles["ts"] < hours[1])]
+    candles = candles.set_index("ts").sort_index()
+    mids = mart(built, "bars_adjusted").query("symbol == 'EURUSD' and timeframe == '1m'")
+    mids = mids.set_index("ts").loc[candles.index]
+    assert list(from_ticks.index) == list(candles.index) and len(candles) == 4 * 60
+    sides = [f"{s}_{f}" for s in ("bid", "ask") for f in ("open", "high", "low", "close")]
+    # each side: exactly the candles Dukascopy built from the same ticks
+    np.testing.assert_array_equal(from_ticks[sides].to_numpy(), candles[sides].to_numpy())
+    # the mid: first and last quote's mid are the candle mids' open and close; its extremes
+    # lie within the mean of the sides' extremes
+    np.testing.assert_allclose(from_ticks["open"], mids["open"], atol=1e-9)
+    np.testing.assert_allclose(from_ticks["close"], mids["close"], atol=1e-9)
+    assert (from_ticks["high"] <= mids["high"] + 1e-9).all()
+    assert (from_ticks["low"] >= mids["low"] - 1e-9).all()
+    # sizes: bid plus ask, summed over the minute, as Dukascopy's two volumes
+    np.testing.assert_allclose(from_ticks["volume"], mids["volume"])
+    assert (from_ticks["trade_count"] == 0).all() and (from_ticks["quote_count"] >= 1).all()
+    ticks = pd.read_parquet(built["paths"].lake / "ticks")
+    assert from_ticks["quote_count"].sum() == len(ticks)

@@ -177,6 +177,10 @@ def test_ticks_aggregate_to_minute_bars(built: dict) -> None:
     got = mart(built, "bars_from_ticks").set_index("ts").sort_index()
     np.testing.assert_allclose(got[["open", "high", "low", "close"]], expected.to_numpy())
     assert got["trade_count"].sum() == len(ticks)
+    # a lake written before quotes existed (no bid/ask columns anywhere) still builds
+    assert "bid" not in ticks.columns
+    assert (got["quote_count"] == 0).all() and got["bid_open"].isna().all()
+    assert mart(built, "bars_bid_ask").empty
 
 
 def test_bad_print_is_flagged_not_dropped(built: dict) -> None:

@@ -58,6 +58,7 @@ PUBLISHED: dict[str, tuple[str, ...]] = {
     "adjustment_factors": ("symbol", "known_from", "valid_from"),
     "backtest_metrics": ("run_id",),
     "bars_adjusted": ("symbol", "timeframe", "ts"),
+    "bars_bid_ask": ("symbol", "timeframe", "ts"),
     "bars_from_ticks": ("symbol", "ts"),
     "bars_resampled": ("symbol", "timeframe", "ts"),
     "corporate_actions": ("symbol", "ex_date"),

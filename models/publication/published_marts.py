@@ -34,6 +34,7 @@ def depends_on(dbt):
         dbt.ref("adjustment_factors"),
         dbt.ref("backtest_metrics"),
         dbt.ref("bars_adjusted"),
+        dbt.ref("bars_bid_ask"),
         dbt.ref("bars_from_ticks"),
         dbt.ref("bars_resampled"),
         dbt.ref("corporate_actions"),

@@ -33,22 +33,24 @@ pair_bars as (
 
     select
         pair_id,
-        ts
+        ts,
+        lead(ts) over (partition by pair_id order by ts) as next_ts
     from {{ ref('pair_bars') }}
 
 ),
 
 next_bars as (
 
+    {#- an equality join on the bar's own ts: linear, where "the first bar after" as an
+        inequality join would pair every signal with every later bar -#}
     select
         signals.run_id,
         signals.signal_id,
         signals.ts,
-        min(pair_bars.ts) as next_ts
+        pair_bars.next_ts
     from signals
     inner join pair_bars
-        on signals.pair_id = pair_bars.pair_id and signals.ts < pair_bars.ts
-    group by signals.run_id, signals.signal_id, signals.ts
+        on signals.pair_id = pair_bars.pair_id and signals.ts = pair_bars.ts
 
 ),
 

@@ -77,14 +77,14 @@ def _print_metrics(table: pl.DataFrame) -> None:
 def cmd_backtests_list(args: argparse.Namespace) -> int:
     from warehouse.backtest_metrics import run_metrics
 
-    table = run_metrics(args.paths, risk_free=args.risk_free)
+    table = run_metrics(args.paths, risk_free=args.risk_free, include_reference=True)
     if args.json:
         print(json.dumps(_json_rows(table), indent=1))
         return 0
     if table.height == 0:
         out.print(
-            "no backtests recorded yet (record one from Python with "
-            "ingest.backtests.record_backtest)",
+            "no backtests yet: record one from Python with ingest.backtests.record_backtest, "
+            "or build the warehouse for its reference pairs runs",
             highlight=False,
         )
         return 0
@@ -95,7 +95,9 @@ def cmd_backtests_list(args: argparse.Namespace) -> int:
 def cmd_backtests_compare(args: argparse.Namespace) -> int:
     from warehouse.backtest_metrics import compare_runs
 
-    table, diff = compare_runs(args.paths, args.run_ids, risk_free=args.risk_free)
+    table, diff = compare_runs(
+        args.paths, args.run_ids, risk_free=args.risk_free, include_reference=True
+    )
     if args.json:
         print(json.dumps({"runs": _json_rows(table), "config_differences": diff}, indent=1))
         return 0
@@ -129,7 +131,11 @@ def add_backtest_commands(sub: argparse._SubParsersAction) -> None:
             help="annual risk-free rate for the Sharpe ratio (default 0)",
         )
 
-    ls = bsub.add_parser("list", help="every recorded run with its metrics, oldest first")
+    ls = bsub.add_parser(
+        "list",
+        help="every recorded run and the warehouse's reference pairs runs, with their "
+        "metrics, oldest first",
+    )
     common(ls)
     ls.set_defaults(func=cmd_backtests_list)
     cmp = bsub.add_parser("compare", help="runs side by side, and how their configs differ")

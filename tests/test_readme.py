@@ -254,3 +254,30 @@ def test_every_analysis_runs_in_the_shell_and_over_the_marts(demo, capsys, analy
     assert main(["--data-dir", str(paths.root), "sql", str(sql_file), "--format", "json"]) == 0
     over_marts = json.loads(capsys.readouterr().out)
     assert len(over_marts) == len(in_shell)
+
+
+def test_backtests_list_shows_the_demo_reference_runs_with_the_marts_metrics(demo, capsys):
+    """`duckmarket backtests list` after `demo`: the reference pairs runs the build made,
+    with the same metrics as the published pairs_backtest_metrics mart."""
+    import math
+
+    from warehouse.backtest_metrics import METRICS
+
+    root = str(demo["paths"].root)
+    mart = pq.read_table(demo["paths"].marts / "pairs_backtest_metrics.parquet").to_pylist()
+    assert mart, "the demo builds reference pairs runs"
+    capsys.readouterr()
+    assert main(["--data-dir", root, "backtests", "list", "--json"]) == 0
+    listed = {r["run_id"]: r for r in json.loads(capsys.readouterr().out)}
+    assert set(listed) == {r["run_id"] for r in mart}
+    for row in mart:
+        for name in METRICS:
+            want, got = row[name], listed[row["run_id"]][name]
+            if want is None or (isinstance(want, float) and math.isnan(want)):
+                assert got is None, name
+            elif isinstance(want, float) and math.isinf(want):
+                assert got == ("inf" if want > 0 else "-inf"), name
+            else:
+                assert got == want, name
+    assert main(["--data-dir", root, "backtests", "compare", mart[0]["run_id"][:8]]) == 0
+    assert mart[0]["run_id"][:12] in capsys.readouterr().out

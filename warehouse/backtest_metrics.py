@@ -140,9 +140,27 @@ def run_metrics(
     *,
     risk_free: float = 0.0,
     target: float = 0.0,
+    include_reference: bool = False,
 ) -> pl.DataFrame:
-    """One row per recorded run: run_id, strategy, engine, created_at and every metric."""
+    """One row per recorded run: run_id, strategy, engine, created_at and every metric.
+
+    ``include_reference`` adds the warehouse's reference pairs runs (the published
+    ``pairs_backtest_*`` marts of the last build), their metrics computed here the same
+    way and with the same ``risk_free`` and ``target``."""
     lake = data if isinstance(data, Lake) else Lake(data)
+    if include_reference:
+        recorded = run_metrics(lake, risk_free=risk_free, target=target)
+        reference = _reference(lake.paths)
+        if reference is None:
+            if lake is not data:
+                lake.close()
+            return recorded
+        runs, equity, trades, fills = reference
+        if lake is not data:
+            lake.close()
+        return pl.concat(
+            [recorded, metrics_frame(runs, equity, trades, fills, risk_free, target)]
+        ).sort("created_at", "run_id")
     try:
         runs = read_runs(lake)
         tables = {
@@ -226,16 +244,29 @@ def compare_runs(
     *,
     risk_free: float = 0.0,
     target: float = 0.0,
+    include_reference: bool = False,
 ) -> tuple[pl.DataFrame, dict[str, dict[str, Any]]]:
     """(metrics of the runs, oldest first; the config keys whose values differ between them).
 
     Run ids may be abbreviated to a unique prefix. The differences map each differing key
     (nested keys joined with dots) to ``{run_id: value}``, a missing key as None."""
-    table = run_metrics(data, risk_free=risk_free, target=target)
+    table = run_metrics(
+        data, risk_free=risk_free, target=target, include_reference=include_reference
+    )
     if run_ids:
         chosen = [_unique_prefix(table["run_id"].to_list(), r) for r in run_ids]
         table = table.filter(pl.col("run_id").is_in(chosen))
     runs = read_runs(data)
+    runs = (
+        runs.select("run_id", "config")
+        if "config" in runs.columns
+        else pl.DataFrame(schema={"run_id": pl.String(), "config": pl.String()})
+    )
+    if include_reference:
+        paths = data.paths if isinstance(data, Lake) else _paths_of(data)
+        reference = _reference(paths)
+        if reference is not None:
+            runs = pl.concat([runs, reference[0].select("run_id", "config")])
     configs = {
         r["run_id"]: _flatten(json.loads(r["config"]))
         for r in runs.iter_rows(named=True)
@@ -248,6 +279,35 @@ def compare_runs(
         if len({json.dumps(c.get(k), sort_keys=True) for c in configs.values()}) > 1
     }
     return table.sort("created_at"), diff
+
+
+def _paths_of(data: DataPaths | str | os.PathLike[str] | None) -> DataPaths:
+    return data if isinstance(data, DataPaths) else DataPaths.from_arg(data)
+
+
+def _reference(
+    paths: DataPaths,
+) -> tuple[pl.DataFrame, pl.DataFrame | None, pl.DataFrame | None, pl.DataFrame | None] | None:
+    """The reference pairs runs of the last published build (runs, equity, closed trades,
+    fills), or None when no build published them."""
+    names = ("runs", "equity", "trades", "fills")
+    files = {n: paths.marts / f"pairs_backtest_{n}.parquet" for n in names}
+    if not all(f.exists() for f in files.values()):
+        return None
+    runs = pl.read_parquet(files["runs"])
+    if runs.height == 0:
+        return None
+    equity = pl.read_parquet(
+        files["equity"], columns=["run_id", "ts", "equity", "gross_exposure", "period_return"]
+    )
+    trades = pl.read_parquet(files["trades"]).drop_nulls("pnl")  # closed round trips
+    fills = pl.read_parquet(files["fills"], columns=["run_id", "fill_id", "quantity", "price"])
+    return (
+        runs.select("run_id", "strategy", "engine", "created_at", "periods_per_year", "config"),
+        equity if equity.height else None,
+        trades if trades.height else None,
+        fills if fills.height else None,
+    )
 
 
 def _unique_prefix(run_ids: list[str], prefix: str) -> str:

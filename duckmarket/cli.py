@@ -530,7 +530,7 @@ def add_export_command(sub: argparse._SubParsersAction) -> None:  # type: ignore
         "export",
         help="export a mart or a SQL query to a memory-mappable file",
         description=(
-            "Export a mart (data/marts/<mart>.parquet) or any SQL query yielding symbol and ts "
+            "Export a mart (under data/marts/) or any SQL query yielding symbol and ts "
             "columns to one uncompressed Arrow IPC file sorted by (symbol, ts) with a symbol "
             "index, or to the 64-byte records64 layout. Marts are views in --sql. The file is "
             "written beside its target, renamed into place and recorded in the manifest."

@@ -33,6 +33,7 @@ import pyarrow.compute as pc
 from ingest.errors import InvalidInputError
 from ingest.paths import DataPaths
 from ingest.timeutil import TimeLike, to_datetime
+from warehouse.layout import parquet_scan
 from warehouse.marts import connect_marts
 
 from .formats import (
@@ -259,10 +260,6 @@ class _Converter:
 
 
 # -- the query ---------------------------------------------------------------------------
-
-
-def _sql_literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def _ident(name: str) -> str:
@@ -787,7 +784,7 @@ def export(
     if symbols is not None:
         sym_list = [symbols] if isinstance(symbols, str) else list(dict.fromkeys(symbols))
     if mart is not None:
-        base = f"select * from read_parquet({_sql_literal(str(mart_path(mart, paths)))})"
+        base = f"select * from {parquet_scan(mart_path(mart, paths))}"
     else:
         base = (sql or "").strip().rstrip(";")
         if not base:

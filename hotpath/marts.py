@@ -16,6 +16,7 @@ import polars as pl
 from ingest.errors import InvalidInputError
 from ingest.paths import DataPaths
 from ingest.timeutil import TimeLike, to_datetime
+from warehouse import layout
 
 __all__ = ["list_marts", "mart_path", "read_mart", "scan_mart"]
 
@@ -30,19 +31,21 @@ def _paths(data_dir: DataDir) -> DataPaths:
 
 def list_marts(data_dir: DataDir = None) -> list[str]:
     """Names of the marts materialised as Parquet under ``<data>/marts``."""
-    marts = _paths(data_dir).marts
-    return sorted(p.stem for p in marts.glob("*.parquet")) if marts.is_dir() else []
+    return layout.list_marts(_paths(data_dir).marts)
 
 
 def mart_path(name: str, data_dir: DataDir = None) -> Path:
-    """The Parquet file of mart ``name``; a clear error if the name is unsafe or not built."""
+    """Where mart ``name`` is: its Parquet file, or the directory of a partitioned mart
+    (the bar marts: ``<mart>/<symbol>/<timeframe>/<period>.parquet``, every column in
+    every file). A clear error if the name is unsafe or the mart not built.
+    Paths are within the set the ``marts`` link names now (one build's marts)."""
     if not _MART_NAME.match(name):
         raise InvalidInputError(
             f"invalid mart name {name!r}: use the model's name, e.g. bars_adjusted"
         )
     paths = _paths(data_dir)
-    path = paths.marts / f"{name}.parquet"
-    if not path.is_file():
+    path = layout.mart_location(os.path.realpath(paths.marts), name)
+    if path is None:
         known = ", ".join(list_marts(paths)) or "none yet"
         raise InvalidInputError(
             f"no mart {name!r} under {paths.marts} (available: {known}); "
@@ -66,7 +69,8 @@ def scan_mart(
     A mart with a ``timeframe`` column (``bars_adjusted`` holds 1d and 1m bars) is read one
     timeframe at a time: ``timeframe`` picks it, and is needed when the selection holds
     several (two timeframes in one frame would be counted twice by any aggregate)."""
-    lf = pl.scan_parquet(mart_path(name, data_dir))
+    files = layout.mart_files(mart_path(name, data_dir))
+    lf = pl.scan_parquet(files)
     schema = lf.collect_schema()
     wanted = list(columns) if columns is not None else None
     needed = set(wanted or [])
@@ -123,7 +127,8 @@ def read_mart(
     timeframe: str | None = None,
     data_dir: DataDir = None,
 ) -> pl.DataFrame:
-    """Read mart ``name`` (``<data>/marts/<name>.parquet``) into a polars DataFrame.
+    """Read mart ``name`` (``<data>/marts/<name>.parquet``, or the files of a partitioned
+    mart) into a polars DataFrame.
 
     ``columns`` projects, ``symbols`` filters, ``start`` is inclusive and ``end`` exclusive
     (aware datetimes, dates or ISO strings; strings without an offset are UTC), ``timeframe``

@@ -4,9 +4,10 @@
 >>> from ingest.paths import DataPaths
 >>> app = create_app(ServerConfig(DataPaths.from_arg("data")))
 
-The server reads ``<data>/marts/*.parquet`` only (never ``warehouse.duckdb``, so ``dbt
-build`` keeps working), picks up rebuilt marts on the next request, and binds to
-127.0.0.1 unless told otherwise. Keys: ``duckmarket serve --add-key NAME [--trusted]``.
+The server reads the Parquet marts under ``<data>/marts/`` only (never
+``warehouse.duckdb``, so ``dbt build`` keeps working), picks up rebuilt marts on the next
+request, and binds to 127.0.0.1 unless told otherwise. Keys: ``duckmarket serve --add-key
+NAME [--trusted]``.
 """
 
 from __future__ import annotations

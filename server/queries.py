@@ -12,6 +12,7 @@ import base64
 import hashlib
 import json
 import math
+import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ import pyarrow.parquet as pq
 from ingest.errors import InvalidInputError
 from ingest.schema import validate_symbol
 from ingest.timeframes import TIMEFRAMES, normalize_timeframe
+from warehouse.layout import mart_location
 
 from .snapshots import MartNotFoundError, Snapshot
 
@@ -361,6 +363,10 @@ def _require(schema: pa.Schema, mart: str, needed: Sequence[str], why: str) -> N
         )
 
 
+#: a mart's files as DuckDB reads them: one path, or a partitioned mart's list of files
+SCAN = "read_parquet(?)"
+
+
 # -- bars ------------------------------------------------------------------------------------
 _TIMEFRAMES_SEEN: dict[tuple[str, ...], dict[str, str]] = {}
 
@@ -372,10 +378,12 @@ def built_timeframes(snap: Snapshot) -> dict[str, str]:
     files = []
     for mart in (BARS_MART, RESAMPLED_MART):
         try:
-            path = Path(snap.mart(mart))
+            path = snap.mart(mart)
         except MartNotFoundError:
             continue
-        st = path.stat()
+        # a published set never changes: its mart is known by the set and the inode of
+        # its file or directory
+        st = os.stat(path if isinstance(path, str) else mart_location(snap.marts_dir, mart))
         files.append((mart, path, f"{mart}:{snap.marts_dir}:{st.st_ino}:{st.st_mtime_ns}"))
     key = tuple(k for _m, _p, k in files)
     if key in _TIMEFRAMES_SEEN:
@@ -387,7 +395,7 @@ def built_timeframes(snap: Snapshot) -> dict[str, str]:
                 continue
             for (tf,) in con.execute(
                 "select distinct timeframe from read_parquet(?) where timeframe is not null",
-                [str(path)],
+                [path],
             ).fetchall():
                 out.setdefault(tf, mart)
     order = {tf: i for i, tf in enumerate(TIMEFRAMES)}
@@ -501,7 +509,7 @@ def bars_page(
         filters=filters,
         params=params,
         fingerprint=fingerprint("bars", symbol, timeframe, start, end, adjustment.label()),
-        exists=("select 1 from read_parquet(?) where symbol = ? limit 1", [path, symbol]),
+        exists=(f"select 1 from {SCAN} where symbol = ? limit 1", [path, symbol]),
         missing_message=(
             f"no bars for symbol {symbol!r} in the warehouse; GET /v1/symbols lists the symbols"
         ),
@@ -574,7 +582,7 @@ def coverage_page(
     tf = normalize_timeframe(timeframe) if timeframe else None
     if snap.has(COVERAGE_MART):
         schema = snap.schema(COVERAGE_MART)
-        source, source_params = "read_parquet(?) as c", [snap.mart(COVERAGE_MART)]
+        source, source_params = f"{SCAN} as c", [snap.mart(COVERAGE_MART)]
         names = schema.names
     else:  # derived from the bars until the warehouse has a coverage mart
         _require(snap.schema(BARS_MART), BARS_MART, ("symbol", "timeframe", "ts"), "coverage")
@@ -612,7 +620,7 @@ def coverage_page(
 
 def symbols_page(snap: Snapshot, *, lake_symbol_files: list[Path], columns: list[str]) -> Page:
     if snap.has(SYMBOLS_MART):
-        source, source_params = "read_parquet(?) as s", [snap.mart(SYMBOLS_MART)]
+        source, source_params = f"{SCAN} as s", [snap.mart(SYMBOLS_MART)]
         names = snap.schema(SYMBOLS_MART).names
     elif lake_symbol_files:
         paths = [snap.open_file(p) for p in lake_symbol_files]

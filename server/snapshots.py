@@ -26,6 +26,7 @@ read as it is: each file is replaced atomically, but two marts may come from two
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -38,6 +39,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ingest.errors import InvalidInputError
+from warehouse.layout import mart_files, mart_location
 from warehouse.marts import SET_FILE
 
 __all__ = ["MART_NAME", "MartNotFoundError", "Snapshot", "list_marts"]
@@ -70,15 +72,25 @@ def log_ignored(marts_dir: Path | str, name: str, why: str) -> None:
 
 def list_marts(marts_dir: Path) -> list[str]:
     """Names of the Parquet marts under ``marts_dir``: regular files named
-    ``<name>.parquet``. Hidden and temporary files are skipped silently; symbolic links,
-    directories and other odd entries named like marts are skipped with a log line."""
+    ``<name>.parquet`` and the directories of partitioned marts (``<name>/``, as the
+    publication writes them). Hidden and temporary files are skipped silently; symbolic
+    links, directories named ``*.parquet`` and other odd entries named like marts are
+    skipped with a log line."""
     try:
         entries = list(os.scandir(marts_dir))
     except OSError:  # no marts yet, or the set was swept after the link was resolved
         return []
     names = []
     for entry in entries:
-        if not entry.name.endswith(".parquet") or entry.name.startswith("."):
+        if entry.name.startswith((".", "_")):
+            continue
+        if not entry.name.endswith(".parquet"):
+            # a partitioned mart: a real directory (never a link) named like a mart
+            with contextlib.suppress(OSError):
+                if MART_NAME.match(entry.name) and stat.S_ISDIR(
+                    entry.stat(follow_symlinks=False).st_mode
+                ):
+                    names.append(entry.name)
             continue
         stem = entry.name.removesuffix(".parquet")
         if not MART_NAME.match(stem):
@@ -120,7 +132,7 @@ class Snapshot:
             written = json.loads((self.marts_dir / SET_FILE).read_text())["marts"]
         except (OSError, ValueError, KeyError, TypeError):
             return False
-        return all((self.marts_dir / f"{name}.parquet").is_file() for name in written)
+        return all(mart_location(self.marts_dir, name) is not None for name in written)
 
     def open_file(self, path: Path) -> str:
         """The path of ``path`` for DuckDB or pyarrow, once checked to be a regular file
@@ -131,16 +143,31 @@ class Snapshot:
             raise FileNotFoundError(path.name)
         return str(path)
 
-    def mart(self, name: str) -> str:
-        """The readable path of mart ``name``; :class:`MartNotFoundError` if it is not built."""
+    def mart(self, name: str) -> str | list[str]:
+        """What DuckDB's ``read_parquet`` reads for mart ``name``: its file's path, or the
+        list of a partitioned mart's files (every file holds every column);
+        :class:`MartNotFoundError` if it is not built."""
         if not MART_NAME.match(name):
             raise MartNotFoundError(f"{name[:60]!r} is not a mart name")
+        location = mart_location(self.marts_dir, name)
         try:
-            return self.open_file(self.marts_dir / f"{name}.parquet")
+            if location is None:
+                raise FileNotFoundError(name)
+            if location.is_dir():
+                files = [self.open_file(f) for f in mart_files(location)]
+                if not files:
+                    raise FileNotFoundError(name)
+                return files
+            return self.open_file(location)
         except OSError:
             raise MartNotFoundError(
                 f"mart {name!r} is not built (yet); run `dbt build` to materialise the marts"
             ) from None
+
+    def files(self, name: str) -> list[str]:
+        """The Parquet files of mart ``name`` (one, or a partitioned mart's)."""
+        found = self.mart(name)
+        return [found] if isinstance(found, str) else found
 
     def has(self, name: str) -> bool:
         try:
@@ -150,7 +177,7 @@ class Snapshot:
         return True
 
     def schema(self, name: str) -> pa.Schema:
-        path = self.mart(name)
+        path = self.files(name)[0]
         try:
             return pq.read_schema(path)
         except (OSError, pa.ArrowException) as exc:  # a file named .parquet that is not

@@ -267,21 +267,21 @@ def _locked_connection(
     # which polars will not concatenate with "UTC")
     con.execute("set TimeZone = 'UTC'")
     try:
-        files = {}
+        files: dict[str, list[str]] = {}
         for name in list_marts(snap.marts_dir):
             try:
-                files[name] = snap.mart(name)
+                files[name] = snap.files(name)  # one, or a partitioned mart's
             except InvalidInputError:  # removed, or not a regular file
                 continue
         con.execute("set allowed_directories = ?", [[str(snap.marts_dir) + "/"]])
         if files:
-            con.execute("set allowed_paths = ?", [list(files.values())])
+            con.execute("set allowed_paths = ?", [[f for fs in files.values() for f in fs]])
         con.execute("set enable_external_access = false")
         marts = []
-        for name, path in files.items():
-            literal = "'" + path.replace("'", "''") + "'"
+        for name, paths in files.items():
+            literal = "[" + ", ".join("'" + p.replace("'", "''") + "'" for p in paths) + "]"
             try:
-                # a view binds its file now: a stray file is found here, and left out
+                # a view binds its files now: a stray file is found here, and left out
                 # rather than failing every query
                 con.execute(f"create view {ident(name)} as select * from read_parquet({literal})")
             except duckdb.Error as exc:

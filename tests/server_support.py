@@ -222,16 +222,18 @@ def publish_set(paths: DataPaths, changes: dict[str, pa.Table] | None = None) ->
     ``marts`` directory of :func:`build_data_root` into a set."""
     import duckdb
 
+    from warehouse.layout import list_marts, read_table
     from warehouse.marts import publish
 
     con = duckdb.connect()
     try:
         con.execute("set TimeZone = 'UTC'")
         tables = dict(changes or {})
-        for path in sorted(Path(os.path.realpath(paths.marts)).glob("*.parquet")):
-            if path.stem not in tables and path.is_file() and not path.is_symlink():
+        served = Path(os.path.realpath(paths.marts))
+        for name in list_marts(served):  # files, and marts a publication partitioned
+            if name not in tables:
                 try:
-                    tables[path.stem] = pq.read_table(path)
+                    tables[name] = read_table(served, name)
                 except pa.ArrowException:  # a stray file a test put there: not a mart
                     continue
         for name, table in tables.items():

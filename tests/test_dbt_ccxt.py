@@ -18,6 +18,7 @@ from ingest.manager import DataManager
 from ingest.paths import DataPaths
 from tests.ccxt_binance import FakeBinance, ms, trades_between
 from warehouse.build import run_build
+from warehouse.layout import read_table
 
 pytestmark = pytest.mark.slow
 
@@ -52,7 +53,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict:
 
 
 def mart(built: dict, name: str) -> pd.DataFrame:
-    return pd.read_parquet(built["paths"].marts / f"{name}.parquet")
+    return read_table(built["paths"].marts, name).to_pandas()
 
 
 def test_days_of_a_crypto_market_are_utc_days_of_1440_minutes(built: dict) -> None:

@@ -31,6 +31,7 @@ from ingest.sources.dukascopy import (
     tick_path,
 )
 from warehouse.build import run_build
+from warehouse.layout import read_table
 
 pytestmark = pytest.mark.slow
 
@@ -183,7 +184,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict:
 
 
 def mart(built: dict, name: str) -> pd.DataFrame:
-    return pd.read_parquet(built["paths"].marts / f"{name}.parquet")
+    return read_table(built["paths"].marts, name).to_pandas()
 
 
 # --- coverage on the FX calendar -----------------------------------------------------------

@@ -18,6 +18,8 @@ from ingest.paths import DataPaths
 from tests.dbt_lake import SmallLake
 from tests.test_dbt_warehouse import CAUTIOUS, WAREHOUSE
 from warehouse.build import run_build
+from warehouse.layout import mart_files, read_table
+from warehouse.marts import current_set
 
 pytestmark = pytest.mark.slow
 
@@ -39,7 +41,7 @@ def build(paths: DataPaths, full_refresh: bool = False) -> None:
 
 
 def read(paths: DataPaths, name: str) -> pd.DataFrame:
-    df = pd.read_parquet(paths.marts / f"{name}.parquet")
+    df = read_table(paths.marts, name).to_pandas()
     df = df.drop(
         columns=[c for c in ("ingested_at",) if c in df.columns and name != "bars_adjusted"]
     )
@@ -62,17 +64,29 @@ def incremental_and_full(
     lake = SmallLake(inc_root).build()
     inc = DataPaths(inc_root)
     build(inc)
-    before = pd.read_parquet(inc.marts / "bars_adjusted.parquet")
+    before = read_table(inc.marts, "bars_adjusted").to_pandas()
+    first_set = current_set(inc)
     lake.append_minute_session("AAA")
     build(inc)
-    after_day = pd.read_parquet(inc.marts / "bars_adjusted.parquet")
+    after_day = read_table(inc.marts, "bars_adjusted").to_pandas()
+    day_set = current_set(inc)
+    inodes = {
+        name: {
+            which: {
+                str(f.relative_to(s.path / name)): f.stat().st_ino
+                for f in mart_files(s.path / name)
+            }
+            for which, s in (("first", first_set), ("day", day_set))
+        }
+        for name in ("bars_adjusted", "bars_resampled")
+    }
     lake.add_split("BBB", date(2024, 3, 7), 2.0)
     build(inc)
     full_root = tmp_path_factory.mktemp("full")
     shutil.copytree(inc.lake, Path(full_root) / "lake")
     full = DataPaths(Path(full_root))
     build(full, full_refresh=True)
-    return inc, full, {"before": before, "after_day": after_day}
+    return inc, full, {"before": before, "after_day": after_day, "inodes": inodes}
 
 
 def test_one_more_session_adds_its_bars(incremental_and_full) -> None:
@@ -90,9 +104,31 @@ def test_one_more_session_adds_its_bars(incremental_and_full) -> None:
     )
 
 
+def test_one_more_session_rewrites_only_the_partitions_it_changed(incremental_and_full) -> None:
+    """The publication after one more session of AAA writes AAA's partitions that hold new
+    bars (its 1m year and its resampled bars) and hard-links every other file from the
+    previous set: same inode, not a copy."""
+    _, _, states = incremental_and_full
+    for name, sets in states["inodes"].items():
+        first, day = sets["first"], sets["day"]
+        assert set(first) == set(day), name  # the session falls in a year already held
+        rewritten = {rel for rel in day if day[rel] != first[rel]}
+        assert rewritten, name
+        assert all(rel.startswith("AAA/") for rel in rewritten), (name, rewritten)
+        kept = set(day) - rewritten
+        assert any(not rel.startswith("AAA/") for rel in kept), name
+    rewritten_1m = {
+        rel
+        for rel, ino in states["inodes"]["bars_adjusted"]["day"].items()
+        if ino != states["inodes"]["bars_adjusted"]["first"][rel]
+    }
+    assert all(rel.startswith("AAA/1m/") for rel in rewritten_1m), rewritten_1m
+    assert len(rewritten_1m) == 1, rewritten_1m
+
+
 def test_a_new_split_restates_the_symbol_history(incremental_and_full) -> None:
     inc, _, states = incremental_and_full
-    now = pd.read_parquet(inc.marts / "bars_adjusted.parquet")
+    now = read_table(inc.marts, "bars_adjusted").to_pandas()
     old = states["after_day"]
     cut = pd.Timestamp("2024-03-07", tz="UTC")
     b_now = now[(now["symbol"] == "BBB") & (now["ts"] < cut)].sort_values(["timeframe", "ts"])

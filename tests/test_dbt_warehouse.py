@@ -24,6 +24,7 @@ from tests.dbt_lake import (
     add_yfinance_symbol,
 )
 from warehouse.build import WarehouseLockedError, lock_holder, run_build
+from warehouse.layout import list_marts, read_table
 from warehouse.marts import summary
 from warehouse.pit import bars_as_of
 
@@ -51,11 +52,11 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict:
 
 
 def mart(built: dict, name: str) -> pd.DataFrame:
-    return pd.read_parquet(built["paths"].marts / f"{name}.parquet")
+    return read_table(built["paths"].marts, name).to_pandas()
 
 
-def test_build_exports_one_parquet_file_per_mart(built: dict) -> None:
-    names = {p.stem for p in built["paths"].marts.glob("*.parquet")}
+def test_build_publishes_every_mart(built: dict) -> None:
+    names = set(list_marts(built["paths"].marts))
     assert {
         "bars_adjusted",
         "bars_resampled",
@@ -67,6 +68,10 @@ def test_build_exports_one_parquet_file_per_mart(built: dict) -> None:
         "quality_quarantine",
     } <= names
     assert not list(built["paths"].marts.glob(".*tmp*"))
+    # the bar marts as datasets partitioned like the lake, the others as one file
+    for name in ("bars_adjusted", "bars_resampled", "bars_from_ticks"):
+        assert (built["paths"].marts / name).is_dir(), name
+    assert (built["paths"].marts / "coverage_summary.parquet").is_file()
 
 
 def test_exported_bars_are_sorted_by_symbol_timeframe_ts(built: dict) -> None:

@@ -20,6 +20,7 @@ from ingest.manifest import Manifest
 from ingest.paths import DataPaths
 from ingest.sources.synthetic import SyntheticSource
 from warehouse.build import run_build
+from warehouse.layout import list_marts, mart_location, parquet_scan
 
 START, END = datetime(2008, 1, 1, tzinfo=UTC), datetime(2013, 1, 1, tzinfo=UTC)
 
@@ -64,6 +65,11 @@ def warehouse(tmp_path_factory):
     return {"paths": paths, "src": src, "symbol": sym, "split_day": split_day, "result": result}
 
 
+def _scan(paths: DataPaths, name: str) -> str:
+    """SQL reading a published mart (one file, or a partitioned mart's files)."""
+    return parquet_scan(mart_location(paths.marts, name))
+
+
 def _ratio(w, timeframe: str, start: datetime, end: datetime) -> np.ndarray:
     src, sym = w["src"], w["symbol"]
     truth = src.economic_close(sym, timeframe, start, end)
@@ -72,7 +78,7 @@ def _ratio(w, timeframe: str, start: datetime, end: datetime) -> np.ndarray:
     con.register("truth", truth)
     rows = con.execute(
         f"""select b.ts, b.close_adj / t.close
-            from '{w["paths"].marts}/bars_adjusted.parquet' as b
+            from {_scan(w["paths"], "bars_adjusted")} as b
             inner join truth as t on b.ts = t.ts
             where b.symbol = ? and b.timeframe = ? order by b.ts""",
         [sym, timeframe],
@@ -98,7 +104,7 @@ def test_ticks_aggregate_in_the_warehouse_to_the_sources_minute_bars(warehouse):
     bars = warehouse["src"].fetch_bars(warehouse["symbol"], "1m", a, b).bars
     got = duckdb.execute(
         f"""select ts, open, high, low, close, volume
-            from '{warehouse["paths"].marts}/bars_from_ticks.parquet'
+            from {_scan(warehouse["paths"], "bars_from_ticks")}
             where symbol = ? order by ts""",
         [warehouse["symbol"]],
     ).fetchall()
@@ -122,7 +128,7 @@ def test_the_build_is_recorded_with_the_lake_files_it_read(warehouse):
 
 def test_every_mart_is_exported_and_readable(warehouse):
     marts = warehouse["paths"].marts
-    names = {p.stem for p in marts.glob("*.parquet")}
+    names = set(list_marts(marts))
     for name in (
         "bars_adjusted",
         "bars_resampled",
@@ -133,7 +139,7 @@ def test_every_mart_is_exported_and_readable(warehouse):
         "features_technical_v1",
     ):
         assert name in names
-        n = duckdb.sql(f"select count(*) from '{marts}/{name}.parquet'").fetchone()[0]
+        n = duckdb.sql(f"select count(*) from {_scan(warehouse['paths'], name)}").fetchone()[0]
         assert n > 0, name
 
 
@@ -141,7 +147,7 @@ def test_a_second_build_with_nothing_new_changes_nothing(warehouse):
     paths = warehouse["paths"]
     q = (
         f"select symbol, timeframe, ts, close_adj, volume_adj, is_suspect "
-        f"from '{paths.marts}/bars_adjusted.parquet' order by all"
+        f"from {_scan(paths, 'bars_adjusted')} order by all"
     )
     before = duckdb.sql(q).fetchall()
     result = run_build(paths, quiet=True)

@@ -27,7 +27,8 @@ from ingest.manifest import Manifest
 from ingest.paths import ENV_VAR, DataPaths
 from ingest.sources.synthetic import SyntheticSource
 from warehouse.build import REPO, run_build
-from warehouse.marts import PUBLISHED, SETS_DIR, current_set
+from warehouse.layout import list_marts, mart_files, mart_location
+from warehouse.marts import PARTITIONED, PUBLISHED, SETS_DIR, current_set
 
 pytestmark = pytest.mark.slow
 
@@ -47,9 +48,18 @@ def _set_is_whole(paths: DataPaths) -> dict[str, int]:
     assert paths.marts.resolve() == published.path.resolve()
     rows = {}
     for name, meta in published.marts.items():
-        assert pq.read_metadata(paths.marts / f"{name}.parquet").num_rows == meta["rows"]
+        files = mart_files(mart_location(paths.marts, name))
+        assert sum(pq.read_metadata(f).num_rows for f in files) == meta["rows"]
+        if name in PARTITIONED and meta["rows"]:
+            # a dataset partitioned like the lake, every partition file recorded
+            base = paths.marts / name
+            assert {str(f.relative_to(base)) for f in files} == set(meta["partitions"])
+            for f in files:
+                part = meta["partitions"][str(f.relative_to(base))]
+                assert pq.read_metadata(f).num_rows == part["rows"]
+                assert f.stat().st_size == part["bytes"]
         rows[name] = meta["rows"]
-    assert set(rows) == {p.stem for p in paths.marts.glob("*.parquet")}
+    assert set(rows) == set(list_marts(paths.marts))
     return rows
 
 

@@ -18,6 +18,7 @@ from ingest.manager import DataManager
 from ingest.paths import DataPaths
 from ingest.sources.synthetic import SyntheticSource
 from warehouse.build import run_build
+from warehouse.layout import mart_location, parquet_scan
 
 pytestmark = pytest.mark.slow
 
@@ -49,7 +50,7 @@ def screened(tmp_path_factory):
     con.execute("set TimeZone = 'UTC'")
     rows = con.execute(
         f"""select symbol, timeframe, ts, is_outlier, is_invalid, outlier_score
-            from '{paths.marts}/bars_adjusted.parquet'"""
+            from {parquet_scan(mart_location(paths.marts, "bars_adjusted"))}"""
     ).fetchall()
     return {"designed": designed, "rows": rows}
 

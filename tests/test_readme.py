@@ -27,6 +27,8 @@ from ingest.paths import DataPaths
 from server.keys import KeyStore
 from tests.server_support import start_server
 from warehouse import bars_as_of
+from warehouse.layout import list_marts, read_table
+from warehouse.marts import current_set
 
 pytestmark = pytest.mark.slow
 
@@ -57,10 +59,10 @@ def test_status_and_verify_as_written(demo, capsys):
 
 def test_every_mart_the_demo_builds_exports(demo, capsys):
     paths = demo["paths"]
-    marts = sorted(p.stem for p in paths.marts.glob("*.parquet"))
+    marts = list_marts(paths.marts)
     assert len(marts) >= 18
     for mart in marts:
-        table = pq.read_table(paths.marts / f"{mart}.parquet")
+        table = read_table(paths.marts, mart)
         timeframes = (
             sorted({t for t in table.column("timeframe").to_pylist() if t is not None})
             if "timeframe" in table.column_names
@@ -84,6 +86,39 @@ def test_every_mart_the_demo_builds_exports(demo, capsys):
                     )
 
 
+def test_the_readmes_three_reads_of_a_partitioned_mart_give_the_mart(demo):
+    """polars and pyarrow handed the directory, DuckDB the glob, as the README shows: each
+    reads every row of the demo's partitioned bars_adjusted with the mart's own columns,
+    types and values (no key added from the paths, no type guessed for it)."""
+    import polars as pl
+
+    root = demo["paths"].root
+    text = (REPO / "README.md").read_text()
+    for shown in (
+        'pl.read_parquet("data/marts/bars_adjusted")',
+        'pyarrow.parquet.read_table("data/marts/bars_adjusted")',
+        "select * from 'data/marts/bars_adjusted/**/*.parquet'",
+    ):
+        assert shown in text, shown
+    published = current_set(demo["paths"])
+    assert (published.path / "bars_adjusted").is_dir()
+    expected = read_table(demo["paths"].marts, "bars_adjusted")
+    assert expected.num_rows == published.marts["bars_adjusted"]["rows"] > 1000
+    keys = ["symbol", "timeframe", "ts"]
+    want = pl.from_arrow(expected).sort(keys)
+    by_polars = pl.read_parquet(str(root / "marts" / "bars_adjusted"))
+    by_arrow = pl.from_arrow(pq.read_table(root / "marts" / "bars_adjusted"))
+    con = duckdb.connect()
+    con.execute("set TimeZone = 'UTC'")
+    by_duckdb = pl.from_arrow(
+        con.execute(f"select * from '{root}/marts/bars_adjusted/**/*.parquet'").to_arrow_table()
+    )
+    for name, got in (("polars", by_polars), ("pyarrow", by_arrow), ("duckdb", by_duckdb)):
+        assert got.columns == want.columns, name
+        assert got.schema == want.schema, name
+        assert got.sort(keys).equals(want), name
+
+
 def test_the_readme_column_glossary_names_real_columns(demo):
     """Every column the README's glossary table names exists in the demo's bar marts."""
     text = (REPO / "README.md").read_text()
@@ -97,7 +132,7 @@ def test_the_readme_column_glossary_names_real_columns(demo):
     columns = {
         c
         for mart in ("bars_adjusted", "bars_resampled")
-        for c in pq.read_schema(marts / f"{mart}.parquet").names
+        for c in read_table(marts, mart).schema.names
     }
     assert len(named) >= 25 and named <= columns, named - columns
 
@@ -221,7 +256,7 @@ def test_server_and_marts_speak_one_time_zone(demo, server):
     served = pl.from_arrow(
         _arrow(server["client"].get("/v1/bars/SYN000", params={"format": "arrow"}))
     )
-    mart = pl.read_parquet(demo["paths"].marts / "bars_adjusted.parquet").head(3)
+    mart = pl.from_arrow(read_table(demo["paths"].marts, "bars_adjusted")).head(3)
     both = pl.concat([served.select("ts"), mart.select("ts")])  # fails on UTC vs Etc/UTC
     assert both.schema["ts"] == pl.Datetime("us", "UTC")
 

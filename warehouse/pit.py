@@ -19,6 +19,8 @@ import pyarrow as pa
 from ingest.errors import InvalidInputError
 from ingest.paths import DataPaths
 
+from .layout import mart_files, mart_location
+
 #: bars up to an as-of date, adjusted by the factors known on it; {bars}, {factors} and
 #: {as_of} are SQL (a relation, a relation, a date expression)
 AS_OF_SELECT = """
@@ -75,15 +77,17 @@ def bars_as_of(
     if isinstance(as_of, datetime):
         as_of = as_of.date()
     marts = Path(os.path.realpath(paths.marts))  # both marts from one published set
+    located = {}
     for name in ("bars_adjusted", "adjustment_factors"):
-        if not (marts / f"{name}.parquet").is_file():
+        located[name] = mart_location(marts, name)
+        if located[name] is None:
             raise InvalidInputError(
                 f"point in time needs the {name} mart, which is not under {paths.marts}; "
                 "build the warehouse first (duckmarket build)"
             )
     params: dict[str, object] = {
-        "bars": str(marts / "bars_adjusted.parquet"),
-        "factors": str(marts / "adjustment_factors.parquet"),
+        "bars": [str(f) for f in mart_files(located["bars_adjusted"])],
+        "factors": [str(f) for f in mart_files(located["adjustment_factors"])],
         "as_of": str(as_of),
     }
     filters = ""

@@ -429,7 +429,7 @@ class Checks:
 def duckdb_settings(con) -> None:
     """The settings the warehouse profile gives dbt (profiles.yml), for the references."""
     con.execute("set TimeZone = 'UTC'")
-    con.execute(f"set memory_limit = '{os.environ.get('DUCKMARKET_MEMORY_LIMIT', '8GB')}'")
+    con.execute(f"set memory_limit = '{os.environ.get('DUCKMARKET_MEMORY_LIMIT', '1GB')}'")
     con.execute("set preserve_insertion_order = false")
 
 

@@ -421,6 +421,11 @@ def cmd_build(args: argparse.Namespace) -> int:
         print(f"error: {result.error}", file=sys.stderr)
         return 1
     print(f"built in {result.duration_s:.1f}s; {len(result.exported)} marts in {args.paths.marts}")
+    if result.unit_tests_skipped and not args.quiet:
+        print(
+            "(dbt's unit tests were left out: they passed for this version of the project; "
+            "--full-refresh runs them again)"
+        )
     return 0
 
 

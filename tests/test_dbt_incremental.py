@@ -17,7 +17,7 @@ import pytest
 from ingest.paths import DataPaths
 from tests.dbt_lake import SmallLake
 from tests.test_dbt_warehouse import CAUTIOUS, WAREHOUSE
-from warehouse.build import run_build
+from warehouse.build import UNIT_TESTED, BuildResult, project_fingerprint, run_build
 from warehouse.layout import mart_files, read_table
 from warehouse.marts import current_set
 
@@ -33,11 +33,16 @@ COMPARED = {
 }
 
 
-def build(paths: DataPaths, full_refresh: bool = False) -> None:
+def build(paths: DataPaths, full_refresh: bool = False) -> BuildResult:
     result = run_build(
         paths, select=WAREHOUSE, full_refresh=full_refresh, quiet=True, extra=CAUTIOUS
     )
     assert result.ok, (result.error or "") + "\n" + result.output[-4000:]
+    return result
+
+
+def unit_tests_run(result: BuildResult) -> int:
+    return sum(1 for uid in result.timings if uid.startswith("unit_test."))
 
 
 def read(paths: DataPaths, name: str) -> pd.DataFrame:
@@ -63,11 +68,11 @@ def incremental_and_full(
     inc_root = tmp_path_factory.mktemp("incremental")
     lake = SmallLake(inc_root).build()
     inc = DataPaths(inc_root)
-    build(inc)
+    units = [unit_tests_run(build(inc))]
     before = read_table(inc.marts, "bars_adjusted").to_pandas()
     first_set = current_set(inc)
     lake.append_minute_session("AAA")
-    build(inc)
+    units.append(unit_tests_run(build(inc)))
     after_day = read_table(inc.marts, "bars_adjusted").to_pandas()
     day_set = current_set(inc)
     inodes = {
@@ -81,12 +86,25 @@ def incremental_and_full(
         for name in ("bars_adjusted", "bars_resampled")
     }
     lake.add_split("BBB", date(2024, 3, 7), 2.0)
-    build(inc)
+    # the record of passed unit tests names another project (as after an edit to a
+    # model): they run again
+    record = inc.root / ".dbt" / UNIT_TESTED
+    record.write_text(record.read_text().replace(project_fingerprint(), "0" * 64))
+    units.append(unit_tests_run(build(inc)))
     full_root = tmp_path_factory.mktemp("full")
     shutil.copytree(inc.lake, Path(full_root) / "lake")
     full = DataPaths(Path(full_root))
     build(full, full_refresh=True)
-    return inc, full, {"before": before, "after_day": after_day, "inodes": inodes}
+    states = {"before": before, "after_day": after_day, "inodes": inodes, "units": units}
+    return inc, full, states
+
+
+def test_unit_tests_run_until_they_pass_for_the_project(incremental_and_full) -> None:
+    """dbt's unit tests check models against fixed inputs: once they passed for this
+    project and selection, the next builds leave them out, until the project changes."""
+    _, _, states = incremental_and_full
+    first, day, edited = states["units"]
+    assert first >= 5 and day == 0 and edited == first
 
 
 def test_one_more_session_adds_its_bars(incremental_and_full) -> None:
@@ -106,7 +124,7 @@ def test_one_more_session_adds_its_bars(incremental_and_full) -> None:
 
 def test_one_more_session_rewrites_only_the_partitions_it_changed(incremental_and_full) -> None:
     """The publication after one more session of AAA writes AAA's partitions that hold new
-    bars (its 1m year and its resampled bars) and hard-links every other file from the
+    bars (its 1m month and its resampled bars) and hard-links every other file from the
     previous set: same inode, not a copy."""
     _, _, states = incremental_and_full
     for name, sets in states["inodes"].items():

@@ -62,6 +62,8 @@ class BuildResult:
     error: str | None = None
     output: str = ""
     results: list[dict[str, Any]] = field(default_factory=list)
+    #: dbt's unit tests were left out: they passed on this data root for the same project
+    unit_tests_skipped: bool = False
 
     @property
     def timings(self) -> dict[str, float]:
@@ -248,6 +250,12 @@ def _run_build_locked(
     pairs = universe_pairs(paths)
     if pairs and "--vars" not in extra:
         extra = [*extra, "--vars", json.dumps({"universe_pairs": pairs})]
+    code = project_fingerprint()
+    selection = " ".join(x or "" for x in (select, exclude)).strip()
+    passed = _unit_tests_passed(paths, code)
+    skip_unit_tests = not full_refresh and ("" in passed or selection in passed)
+    if skip_unit_tests:
+        extra = [*extra, "--exclude-resource-type", "unit_test"]
     cmd = dbt_command(paths, select=select, exclude=exclude, full_refresh=full_refresh, extra=extra)
     shown = (
         "dbt build"
@@ -292,11 +300,16 @@ def _run_build_locked(
         output=output,
         results=_run_results(paths),
     )
+    result.unit_tests_skipped = skip_unit_tests
+    if rc == 0 and not skip_unit_tests:
+        # the selection's unit tests ran and passed: until the project changes they would
+        # pass again (their inputs are fixed), so builds of it leave them out
+        _record_unit_tests_passed(paths, code, passed | {selection})
     holder = lock_holder(output)
     if rc != 0:
         result.error = _lock_message(paths, holder) if holder else _first_error(output)
     elif export and (published := current_set(paths)) is not None:
-        result.exported = {name: paths.marts / f"{name}.parquet" for name in published.marts}
+        result.exported = {name: published.file(name) for name in published.marts}
     result.duration_s = time.perf_counter() - started
     if manifest is not None and run_id is not None:
         try:
@@ -312,6 +325,59 @@ def _run_build_locked(
     if holder and not result.ok:
         raise WarehouseLockedError(result.error or "warehouse locked")
     return result
+
+
+#: the file in ``<data>/.dbt`` naming the project whose unit tests last passed, and the
+#: selections they passed for ("" for the whole project)
+UNIT_TESTED = "unit_tests_passed.json"
+
+
+def _unit_tests_passed(paths: DataPaths, code: str) -> set[str]:
+    """The selections whose unit tests passed on this data root for project ``code``."""
+    try:
+        record = json.loads((paths.root / ".dbt" / UNIT_TESTED).read_text())
+        if record.get("project") == code:
+            return {str(s) for s in record.get("selections", [])}
+    except (OSError, ValueError, AttributeError):
+        pass
+    return set()
+
+
+def _record_unit_tests_passed(paths: DataPaths, code: str, selections: set[str]) -> None:
+    path = paths.root / ".dbt" / UNIT_TESTED
+    with contextlib.suppress(OSError):
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"project": code, "selections": sorted(selections)}))
+        os.replace(tmp, path)
+
+
+#: what dbt reads from the repository: a change to any of it runs the unit tests again
+_PROJECT_FILES = ("models", "macros", "seeds", "tests/dbt", "warehouse")
+_PROJECT_TOP = ("dbt_project.yml", "profiles.yml")
+
+
+def project_fingerprint() -> str:
+    """SHA-256 of the dbt project as this build runs it: models, macros, seeds, singular
+    tests, the Python the models import (warehouse/), dbt_project.yml, profiles.yml, and
+    the versions of dbt-core and dbt-duckdb."""
+    import hashlib
+    from importlib.metadata import version
+
+    digest = hashlib.sha256()
+    for name in ("dbt-core", "dbt-duckdb", "duckdb"):
+        with contextlib.suppress(Exception):
+            digest.update(f"{name}={version(name)}\n".encode())
+    files = [REPO / f for f in _PROJECT_TOP]
+    for folder in _PROJECT_FILES:
+        files += sorted(
+            p
+            for p in (REPO / folder).rglob("*")
+            if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"
+        )
+    for f in files:
+        with contextlib.suppress(OSError):
+            digest.update(str(f.relative_to(REPO)).encode() + b"\0" + f.read_bytes() + b"\0")
+    return digest.hexdigest()
 
 
 def _die_with_parent(parent_pid: int) -> None:

@@ -7,7 +7,8 @@ Layout, under the data root::
     .marts/<build_id>/<mart>.parquet    a small mart: one file
     .marts/<build_id>/<mart>/<symbol>/<timeframe>/<period>.parquet
                                         a bar mart: a dataset partitioned like the lake
-                                        (period = the year for 1m bars, ``all`` otherwise;
+                                        (period: the month of 1m bars, the year of other
+                                        intraday bars, ``all`` for daily and weekly ones;
                                         the symbol percent-encoded as in the lake)
     .marts/<build_id>/_set.json         the set's build id, time, and each mart's rows and
                                         bytes (and each partition's rows and fingerprint)
@@ -116,12 +117,14 @@ PUBLISHED: dict[str, tuple[str, ...]] = {
 PARTITIONED: frozenset[str] = frozenset(
     {"bars_adjusted", "bars_bid_ask", "bars_from_ticks", "bars_resampled", "perpetual_bars"}
 )
-#: timeframes whose partitions are one calendar year (like the lake's); coarser bars
-#: of a symbol make one partition, ``all``
-_YEARLY = ("1m",)
+#: a bar mart's partitions: a month of 1m bars (one more day rewrites a month of each
+#: symbol, not a year), a year of the other intraday bars, all of a symbol's daily and
+#: weekly bars (a few thousand rows per decade) in one
+_MONTHLY = ("1m",)
+_YEARLY = ("2m", "5m", "15m", "30m", "1h", "90m", "4h")
 #: the version of the partition files' encoding: a set written by another version shares
 #: no file with the next one
-_FORMAT = 1
+_FORMAT = 2
 
 
 @dataclass
@@ -226,14 +229,20 @@ def publish(
 
 
 def _partition_keys(columns: Sequence[str], alias: str = "") -> tuple[list[str], str]:
-    """The partition columns of a bar mart and the SQL of its ``period`` (the UTC year of
-    ``ts`` for the timeframes in ``_YEARLY`` and marts without a timeframe, else 'all')."""
-    year = f"year(make_timestamp(epoch_us({alias}ts)))::varchar"
-    if "timeframe" in columns:
-        yearly = ", ".join(f"'{t}'" for t in _YEARLY)
-        period = f"case when {alias}timeframe in ({yearly}) then {year} else 'all' end"
-        return ["symbol", "timeframe"], period
-    return ["symbol"], year
+    """The partition columns of a bar mart and the SQL of its ``period``: the UTC month of
+    ``ts`` ('2024-03') for 1m bars and marts without a timeframe (1m bars from ticks), its
+    UTC year for the other intraday timeframes, 'all' for daily and weekly bars."""
+    utc = f"make_timestamp(epoch_us({alias}ts))"
+    month = f"strftime({utc}, '%Y-%m')"
+    if "timeframe" not in columns:
+        return ["symbol"], month
+    monthly = ", ".join(f"'{t}'" for t in _MONTHLY)
+    yearly = ", ".join(f"'{t}'" for t in _YEARLY)
+    period = (
+        f"case when {alias}timeframe in ({monthly}) then {month} "
+        f"when {alias}timeframe in ({yearly}) then year({utc})::varchar else 'all' end"
+    )
+    return ["symbol", "timeframe"], period
 
 
 def _partition_path(keys: Sequence[str], values: Sequence[str], period: str) -> str:

@@ -45,7 +45,9 @@ import json
 import os
 import shutil
 import uuid
+from collections import deque
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -171,17 +173,14 @@ def publish(
     build_id = f"{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}-{uuid.uuid4().hex[:6]}"
     partial = sets / f"{_PARTIAL}{build_id}"
     partial.mkdir()
-    existing = {
-        name: [
-            r[0]
-            for r in con.execute(
-                "select column_name from information_schema.columns "
-                "where table_schema = ? and table_name = ? order by ordinal_position",
-                [schema, name],
-            ).fetchall()
-        ]
-        for name in marts
-    }
+    existing: dict[str, list[str]] = {name: [] for name in marts}
+    for table, column in con.execute(
+        "select table_name, column_name from information_schema.columns "
+        "where table_schema = ? order by table_name, ordinal_position",
+        [schema],
+    ).fetchall():
+        if table in existing:
+            existing[table].append(column)
     written: dict[str, dict[str, Any]] = {}
     try:
         for name, order in sorted(marts.items()):
@@ -331,31 +330,41 @@ def _write_partitions(
     pending: list[pa.RecordBatch] = []
     current = -1
 
-    def flush() -> None:
-        if current < 0 or not pending:
-            return
-        rel = changed[current][-1]
+    def write(rel: str, table: pa.Table) -> None:
         path = target / rel
         path.parent.mkdir(parents=True, exist_ok=True)
-        table = pa.Table.from_batches(pending)
         pq.write_table(table, path, row_group_size=ROW_GROUP_SIZE, **_encodings(table.schema))
         _fsync(path)
         if table.num_rows != partitions[rel]["rows"]:
             raise RuntimeError(f"{rel}: wrote {table.num_rows} rows, expected {partitions[rel]}")
         partitions[rel]["bytes"] = path.stat().st_size
-        pending.clear()
 
-    for batch in reader:
-        part = batch.column(batch.num_columns - 1).to_numpy()
-        data = batch.drop_columns(["__part"])
-        starts = [0, *(int(i) + 1 for i in (part[1:] != part[:-1]).nonzero()[0])]
-        for j, start in enumerate(starts):
-            stop = starts[j + 1] if j + 1 < len(starts) else len(part)
-            if int(part[start]) != current:
-                flush()
-                current = int(part[start])
-            pending.append(data.slice(start, stop - start))
-    flush()
+    # files are written (and fsynced) by two threads while DuckDB streams the next
+    # partitions (pyarrow and DuckDB release the GIL); at most 4 partitions wait in memory
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="publish") as pool:
+        queued: deque[Future[None]] = deque()
+
+        def flush() -> None:
+            if current < 0 or not pending:
+                return
+            queued.append(pool.submit(write, changed[current][-1], pa.Table.from_batches(pending)))
+            pending.clear()
+            while len(queued) > 4:
+                queued.popleft().result()
+
+        for batch in reader:
+            part = batch.column(batch.num_columns - 1).to_numpy()
+            data = batch.drop_columns(["__part"])
+            starts = [0, *(int(i) + 1 for i in (part[1:] != part[:-1]).nonzero()[0])]
+            for j, start in enumerate(starts):
+                stop = starts[j + 1] if j + 1 < len(starts) else len(part)
+                if int(part[start]) != current:
+                    flush()
+                    current = int(part[start])
+                pending.append(data.slice(start, stop - start))
+        flush()
+        while queued:
+            queued.popleft().result()
 
 
 def _encodings(schema: Any) -> dict[str, Any]:

@@ -517,5 +517,5 @@ def summary(paths: DataPaths) -> dict[str, Any]:
             )
     finally:
         con.close()
-    out["mart files"] = [p.name for p in located.values()]
+    out["mart files"] = [p.name + ("/" if p.is_dir() else "") for p in located.values()]
     return out

@@ -60,11 +60,24 @@ def bars_table(
     )
 
 
+def with_quotes(table: pa.Table, half_spread: float = 0.0001) -> pa.Table:
+    """``table``'s bars with each side's OHLC: bid and ask a relative half spread below and
+    above the mid (the bars' own OHLC)."""
+    for side, sign in (("bid", -1.0), ("ask", 1.0)):
+        for c in ("open", "high", "low", "close"):
+            mid = table.column(c).to_numpy()
+            table = table.append_column(f"{side}_{c}", pa.array(mid * (1 + sign * half_spread)))
+    return table
+
+
 @dataclass
 class SmallLake:
     root: Path
     seed: int = 7
     written: list[str] = field(default_factory=list)
+    #: symbols whose 1m bars also carry each side's OHLC (bid_* and ask_*, as a quoting
+    #: venue's bars land), for bars_bid_ask
+    quoted: tuple[str, ...] = ()
 
     @property
     def lake(self) -> Path:
@@ -83,6 +96,8 @@ class SmallLake:
 
     def put_bars(self, source: str, timeframe: str, symbol: str, table: pa.Table) -> None:
         """Merge like the writer: keep old rows (and their ingested_at), new keys appended."""
+        if symbol in self.quoted and timeframe == "1m":
+            table = with_quotes(table)
         period = "all" if timeframe in ("1d", "1w") else str(table.column("ts")[0].as_py().year)
         path = self.bars_path(source, timeframe, symbol, period)
         if path.exists():

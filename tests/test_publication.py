@@ -141,9 +141,26 @@ def test_plain_dbt_build_refreshes_the_marts(built):
     assert before.path.is_dir()
 
 
-def _kill_build_at(paths: DataPaths, seconds: float | None) -> bool:
-    """SIGKILL `duckmarket build` after `seconds`, or as soon as publication has begun;
-    True when the build was still running then."""
+def _publishing(paths: DataPaths, files: int) -> bool:
+    """A publication has begun, and has written (or linked) at least ``files`` Parquet
+    files into its partial set."""
+    sets = paths.root / SETS_DIR
+    if not sets.is_dir():
+        return False
+    try:
+        for partial in sets.iterdir():
+            started = partial.name.startswith(".partial-")
+            if started and (files == 0 or sum(1 for _ in partial.rglob("*.parquet")) >= files):
+                return True
+    except OSError:  # renamed or removed while looked at
+        pass
+    return False
+
+
+def _kill_build_at(paths: DataPaths, seconds: float | None, files: int = 0) -> bool:
+    """SIGKILL `duckmarket build` after `seconds`, or (None) as soon as publication has
+    begun and put ``files`` files in its partial set; True when the build was still
+    running then."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "duckmarket", "--data-dir", str(paths.root), "build", "-q"],
         cwd=REPO,
@@ -151,10 +168,9 @@ def _kill_build_at(paths: DataPaths, seconds: float | None) -> bool:
         stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 120
-    sets = paths.root / SETS_DIR
     while proc.poll() is None and time.monotonic() < deadline:
         if seconds is None:
-            if sets.is_dir() and any(p.name.startswith(".partial-") for p in sets.iterdir()):
+            if _publishing(paths, files):
                 break
         elif time.monotonic() > deadline - 120 + seconds:
             break
@@ -170,12 +186,17 @@ def _kill_build_at(paths: DataPaths, seconds: float | None) -> bool:
     return running
 
 
-@pytest.mark.parametrize("fraction", [0.5, None], ids=["during-dbt", "during-publication"])
-def test_a_killed_build_leaves_the_previous_set_whole(built, fraction):
+@pytest.mark.parametrize(
+    ("fraction", "files"),
+    [(0.5, 0), (None, 0), (None, 12)],
+    ids=["during-dbt", "as-publication-begins", "amid-partition-files"],
+)
+def test_a_killed_build_leaves_the_previous_set_whole(built, fraction, files):
     paths = built["paths"]
     before = current_set(paths)
     rows = _set_is_whole(paths)
-    killed = _kill_build_at(paths, None if fraction is None else fraction * built["seconds"])
+    seconds = None if fraction is None else fraction * built["seconds"]
+    killed = _kill_build_at(paths, seconds, files)
     assert killed, "the build ended before the kill"
     after = current_set(paths)
     assert after is not None

@@ -19,9 +19,8 @@ They cover the bench lake's shape: exchange calendars whose trading day is the U
 previous closes from daily bars. ``compare`` reports how far a reference's output is from
 the published mart's, key by key, column by column.
 
-The published marts are read with ``mart_relation`` / ``mart_files``: a mart is either
-``<set>/<mart>.parquet`` or a directory ``<set>/<mart>/`` of Parquet files in nested
-(possibly hive-style) subdirectories.
+The published marts are read with ``mart_relation`` / ``mart_files``, through the
+package's own layout module (warehouse/layout.py).
 """
 
 from __future__ import annotations
@@ -33,6 +32,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from warehouse import layout
 
 REPO = Path(__file__).resolve().parents[1]
 DAY_US = 86_400_000_000
@@ -165,47 +166,15 @@ def lake_scan(lake: Path, dataset: str, pattern: str) -> str:
 
 
 def mart_files(set_dir: Path, name: str) -> list[Path]:
-    """The Parquet files of a published mart: ``<set>/<name>.parquet``, or every visible
-    ``*.parquet`` under ``<set>/<name>/`` (nested subdirectories included)."""
-    single = set_dir / f"{name}.parquet"
-    if single.is_file():
-        return [single]
-    folder = set_dir / name
-    if not folder.is_dir():
-        return []
-    return sorted(
-        p
-        for p in folder.rglob("*.parquet")
-        if p.is_file()
-        and not any(part.startswith((".", "_")) for part in p.relative_to(folder).parts)
-    )
-
-
-def hive_keys(set_dir: Path, files: Sequence[Path]) -> list[str]:
-    """Names of the hive partition keys in the files' paths (``key=value`` directories)."""
-    keys: dict[str, None] = {}
-    for f in files:
-        for part in f.relative_to(set_dir).parts[:-1]:
-            if "=" in part:
-                keys[part.split("=", 1)[0]] = None
-    return list(keys)
-
-
-def is_hive(set_dir: Path, files: Sequence[Path]) -> bool:
-    return bool(hive_keys(set_dir, files))
+    """The Parquet files of a published mart (none when the set lacks it)."""
+    location = layout.mart_location(set_dir, name)
+    return layout.mart_files(location) if location is not None else []
 
 
 def mart_relation(set_dir: Path, name: str) -> str | None:
-    """A DuckDB ``read_parquet(...)`` over the mart's files (None if it has none)."""
-    files = mart_files(set_dir, name)
-    if not files:
-        return None
-    listed = "[" + ", ".join(_lit(f) for f in files) + "]"
-    hive = "true" if is_hive(set_dir, files) else "false"
-    return (
-        f"read_parquet({listed}, hive_partitioning = {hive}, hive_types_autocast = false, "
-        "union_by_name = true)"
-    )
+    """A DuckDB ``read_parquet(...)`` over the mart's files (None if the set lacks it)."""
+    location = layout.mart_location(set_dir, name)
+    return layout.parquet_scan(location) if location is not None else None
 
 
 def columns_of(con: Any, relation: str) -> dict[str, str]:
@@ -925,13 +894,8 @@ def polars_resampled(
     at its date's midnight, 1w from the adjusted daily bars)."""
     pl = _pl()
     files = mart_files(set_dir, "bars_adjusted")
-    keys = hive_keys(set_dir, files)
     minutes = (
-        pl.scan_parquet(
-            [str(f) for f in files],
-            hive_partitioning=bool(keys),
-            hive_schema={k: pl.String for k in keys} or None,
-        )
+        pl.scan_parquet([str(f) for f in files])
         .filter((pl.col("timeframe") == "1m") & pl.col("symbol").is_in(list(symbols)))
         .select(
             "symbol",

@@ -565,15 +565,20 @@ def lake_bars_bytes(lake: Path, timeframe: str = "1m") -> tuple[int, int]:
 
 
 def mart_bars_bytes(published: PublishedSet, name: str) -> tuple[int, int, str]:
-    """(bytes, rows, what was counted) of a published mart's 1m bars: the files under a
-    `timeframe=1m` directory when the mart is partitioned so, else the whole mart (its
+    """(bytes, rows, what was counted) of a published mart's 1m bars: the files of its
+    `<symbol>/1m/` partitions when the mart is partitioned, else the whole mart (its
     bytes and rows from the set's _set.json)."""
-    files = [f for f in refs.mart_files(published.path, name) if "timeframe=1m" in f.parts]
+    base = published.path / name  # <mart>/<symbol>/1m/<month>.parquet
+    files = [
+        f
+        for f in refs.mart_files(published.path, name)
+        if f.parent.name == "1m" and f.parent.parent.parent == base
+    ]
     if files:
         return (
             sum(f.stat().st_size for f in files),
             sum(pq.ParquetFile(f).metadata.num_rows for f in files),
-            "its timeframe=1m files",
+            "its 1m partitions",
         )
     meta = published.marts.get(name, {})
     return int(meta.get("bytes", 0)), int(meta.get("rows", 0)), "the whole mart (1m and 1d rows)"
@@ -944,21 +949,11 @@ def first_checks(published: PublishedSet, full, root: Path) -> Checks:
         refs.RESAMPLED_COLUMNS
     )
     res_missing = [c for c in cols["bars_resampled"] if c not in refs.RESAMPLED_COLUMNS]
-    layout = {
-        name: set(refs.hive_keys(published.path, refs.mart_files(published.path, name)))
-        for name in ("bars_adjusted", "bars_resampled")
-    }
     checks = Checks(
         adj,
-        [
-            c + (" (a partition key of the layout)" if c in layout["bars_adjusted"] else "")
-            for c in adj_missing
-        ],
+        list(adj_missing),
         res,
-        [
-            c + (" (a partition key of the layout)" if c in layout["bars_resampled"] else "")
-            for c in res_missing
-        ],
+        list(res_missing),
         published=published,
     )
     adj_up = upstream_models(root, "bars_adjusted")

@@ -383,7 +383,7 @@ def built_timeframes(snap: Snapshot) -> dict[str, str]:
             continue
         # a published set never changes: its mart is known by the set and the inode of
         # its file or directory
-        st = os.stat(path if isinstance(path, str) else mart_location(snap.marts_dir, mart))
+        st = os.stat(mart_location(snap.marts_dir, mart))
         files.append((mart, path, f"{mart}:{snap.marts_dir}:{st.st_ino}:{st.st_mtime_ns}"))
     key = tuple(k for _m, _p, k in files)
     if key in _TIMEFRAMES_SEEN:

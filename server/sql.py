@@ -34,6 +34,7 @@ import duckdb
 import pyarrow as pa
 
 from ingest.errors import DuckmarketError, InvalidInputError
+from warehouse.layout import sql_literal
 from warehouse.pit import as_of_macro
 
 from .queries import ident
@@ -279,7 +280,7 @@ def _locked_connection(
         con.execute("set enable_external_access = false")
         marts = []
         for name, paths in files.items():
-            literal = "[" + ", ".join("'" + p.replace("'", "''") + "'" for p in paths) + "]"
+            literal = "[" + ", ".join(sql_literal(p) for p in paths) + "]"
             try:
                 # a view binds its files now: a stray file is found here, and left out
                 # rather than failing every query

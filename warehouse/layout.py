@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pyarrow as pa
 
-__all__ = ["list_marts", "mart_files", "mart_location", "parquet_scan", "read_table"]
+__all__ = ["list_marts", "mart_files", "mart_location", "parquet_scan", "read_table", "sql_literal"]
 
 
-def _literal(value: str) -> str:
+def sql_literal(value: str) -> str:
+    """``value`` as a SQL string literal."""
     return "'" + str(value).replace("'", "''") + "'"
 
 
@@ -56,8 +57,8 @@ def parquet_scan(location: Path | str) -> str:
     location = Path(location)
     if location.is_dir():
         glob = str(location / "**" / "*.parquet")
-        return f"read_parquet({_literal(glob)})"
-    return f"read_parquet({_literal(str(location))})"
+        return f"read_parquet({sql_literal(glob)})"
+    return f"read_parquet({sql_literal(str(location))})"
 
 
 def list_marts(set_dir: Path | str) -> list[str]:

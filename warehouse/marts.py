@@ -58,7 +58,7 @@ import duckdb
 from ingest.paths import DataPaths
 from ingest.schema import encode_symbol
 
-from .layout import list_marts, mart_files, mart_location, parquet_scan
+from .layout import list_marts, mart_files, mart_location, parquet_scan, sql_literal
 from .pit import as_of_macro
 
 ROW_GROUP_SIZE = 122_880
@@ -317,7 +317,7 @@ def _write_partitions(
     names = [*keys, "period"]
     _, period = _partition_keys(columns, alias="t.")
     values = ", ".join(
-        "(" + ", ".join(_literal(v) for v in row[:-1]) + f", {i})" for i, row in enumerate(changed)
+        "(" + ", ".join(map(sql_literal, row[:-1])) + f", {i})" for i, row in enumerate(changed)
     )
     on = " and ".join(f"t.{_q(k)} = k.{_q(k)}" for k in keys)
     query = (
@@ -384,10 +384,6 @@ def _encodings(schema: Any) -> dict[str, Any]:
         "use_byte_stream_split": floats or False,
         "column_encoding": dict.fromkeys(deltas, "DELTA_BINARY_PACKED") or None,
     }
-
-
-def _literal(value: str) -> str:
-    return "'" + str(value).replace("'", "''") + "'"
 
 
 def _point_marts_at(paths: DataPaths, target: Path) -> set[str]:

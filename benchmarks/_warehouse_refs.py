@@ -204,6 +204,22 @@ def _flags_sql() -> str:
     )
 
 
+def _sql_bit_round(column: str) -> str:
+    """macros/bit_round.sql: ``column`` rounded to 37 significant bits."""
+    return (
+        f"case when abs({column}) < 1e300 "
+        f"then {column} * 65537.0 - ({column} * 65537.0 - {column}) else {column} end"
+    )
+
+
+def _sql_adjusted(price: str, *factors: str) -> str:
+    """An adjusted price as the model stores it: the raw price where every factor is 1,
+    else the product bit-rounded."""
+    product = " * ".join((price, *factors))
+    unadjusted = " and ".join(f"{f} = 1" for f in factors)
+    return f"case when {unadjusted} then {price} else {_sql_bit_round(f'({product})')} end"
+
+
 def adjusted_sql(lake: Path, columns: Sequence[str], params: Params, table: str) -> str:
     """``create table <table>`` of the adjusted bars, from the lake, in one statement."""
     screen = bool(SCREEN_COLUMNS & set(columns))
@@ -239,7 +255,7 @@ return_scales as (
         rows between {k} preceding and {k} following
     )
 ),
-screened as (
+scored as (
     select
         *,
         case
@@ -252,6 +268,14 @@ screened as (
             else 0.0
         end as outlier_score
     from return_scales
+),
+screened as (
+    select
+        * replace (
+            {_sql_bit_round("log_return")} as log_return,
+            {_sql_bit_round("outlier_score")} as outlier_score
+        )
+    from scored
 ),"""
     expressions = {
         "is_invalid": "quality_mask & 127 != 0",
@@ -383,15 +407,15 @@ bars_with_factors as (
 adjusted as (
     select
         *,
-        open * split_factor as open_split_adj,
-        high * split_factor as high_split_adj,
-        low * split_factor as low_split_adj,
-        close * split_factor as close_split_adj,
+        {_sql_adjusted("open", "split_factor")} as open_split_adj,
+        {_sql_adjusted("high", "split_factor")} as high_split_adj,
+        {_sql_adjusted("low", "split_factor")} as low_split_adj,
+        {_sql_adjusted("close", "split_factor")} as close_split_adj,
         volume / split_factor as volume_split_adj,
-        open * split_factor * dividend_factor as open_adj,
-        high * split_factor * dividend_factor as high_adj,
-        low * split_factor * dividend_factor as low_adj,
-        close * split_factor * dividend_factor as close_adj,
+        {_sql_adjusted("open", "split_factor", "dividend_factor")} as open_adj,
+        {_sql_adjusted("high", "split_factor", "dividend_factor")} as high_adj,
+        {_sql_adjusted("low", "split_factor", "dividend_factor")} as low_adj,
+        {_sql_adjusted("close", "split_factor", "dividend_factor")} as close_adj,
         volume / split_factor as volume_adj
     from bars_with_factors
 ),{screen_ctes if screen else ""}
@@ -800,10 +824,21 @@ def polars_adjusted(
         ).fill_null(False),
     )
     sf, df = pl.col("split_factor"), pl.col("dividend_factor")
+    prices = ("open", "high", "low", "close")
     out = joined.with_columns(
-        **{f"{c}_split_adj": pl.col(c) * sf for c in ("open", "high", "low", "close")},
+        **{
+            f"{c}_split_adj": pl.when(sf == 1)
+            .then(pl.col(c))
+            .otherwise(_polars_bit_round(pl.col(c) * sf))
+            for c in prices
+        },
         volume_split_adj=pl.col("volume") / sf,
-        **{f"{c}_adj": pl.col(c) * sf * df for c in ("open", "high", "low", "close")},
+        **{
+            f"{c}_adj": pl.when((sf == 1) & (df == 1))
+            .then(pl.col(c))
+            .otherwise(_polars_bit_round(pl.col(c) * sf * df))
+            for c in prices
+        },
         volume_adj=pl.col("volume") / sf,
     )
     screen = bool(SCREEN_COLUMNS & set(columns))
@@ -845,7 +880,16 @@ def _polars_screen(frame, params: Params):
         outlier_score=pl.when((lr.sign() == -nlr.sign()) & (pl.col("nearby_count") > 2))
         .then(pl.min_horizontal(lr.abs(), nlr.abs()) / scale)
         .otherwise(0.0)
+    ).with_columns(
+        log_return=_polars_bit_round(lr),
+        outlier_score=_polars_bit_round(pl.col("outlier_score")),
     )
+
+
+def _polars_bit_round(x):
+    """macros/bit_round.sql in polars: ``x`` rounded to 37 significant bits."""
+    pl = _pl()
+    return pl.when(x.abs() < 1e300).then(x * 65537.0 - (x * 65537.0 - x)).otherwise(x)
 
 
 def _polars_mask(screen: bool, params: Params):

@@ -402,7 +402,8 @@ def test_total_return_factors_complement_the_backward_factors(full):
 
 def test_close_tr_equals_close_adj_over_the_first_factor(full):
     """pair_bars' forward-chained close_tr is the old definition (close_adj over the first
-    bar's backward factor) to 1e-12, though computed without any later action."""
+    bar's backward factor) to 2^-36 (close_adj is stored bit-rounded to 37 bits), though
+    computed without any later action."""
     bars = full["bars_adjusted"].query("timeframe == '1d'").sort_values(["symbol", "ts"])
     factor = bars["split_factor"] * bars["dividend_factor"]
     old = bars["close_adj"] / factor.groupby(bars["symbol"]).transform("first")
@@ -417,7 +418,7 @@ def test_close_tr_equals_close_adj_over_the_first_factor(full):
     ).drop_duplicates(["symbol", "ts"])
     want = old.loc[pd.MultiIndex.from_frame(new[["symbol", "ts"]])].to_numpy()
     got = new["close_tr"].to_numpy()
-    np.testing.assert_allclose(got, want, rtol=1e-12)
+    np.testing.assert_allclose(got, want, rtol=2**-36)
     rel = np.abs(got / want - 1)
     print(f"close_tr new vs old: max abs {np.abs(got - want).max():.3g}, max rel {rel.max():.3g}")
     # not vacuous: actions after the first bar move close_tr away from close

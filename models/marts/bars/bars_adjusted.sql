@@ -142,6 +142,27 @@ bars_adjusted as (
 
 ),
 
+{# Adjusted prices are stored bit-rounded (macros/bit_round.sql: relative error under
+   1e-11) except where no action adjusts the bar, where they equal the raw prices exactly.
+   Everything below (returns, the screen) reads the rounded, published values. #}
+bars_adjusted_rounded as (
+
+    select
+        * replace (
+            {%- for price in ['open', 'high', 'low', 'close'] %}
+            case
+                when split_factor = 1 then {{ price }} else {{ bit_round(price ~ '_split_adj') }}
+            end as {{ price }}_split_adj,
+            case
+                when split_factor = 1 and dividend_factor = 1 then {{ price }}
+                else {{ bit_round(price ~ '_adj') }}
+            end as {{ price }}_adj{{ ',' if not loop.last }}
+            {%- endfor %}
+        )
+    from bars_adjusted
+
+),
+
 {# The outlier screen looks for bad prints: a close that jumps away and comes straight
    back. A bar's score is the smaller of its log return into the bar and the one out of it
    when the two have opposite signs (zero otherwise), in units of the mean absolute return
@@ -155,7 +176,7 @@ returns_around as (
         *,
         ln(close_adj / lag(close_adj) over series_in_time) as log_return,
         ln(lead(close_adj) over series_in_time / close_adj) as next_log_return
-    from bars_adjusted
+    from bars_adjusted_rounded
     window series_in_time as (partition by symbol, timeframe order by ts)
 
 ),
@@ -193,6 +214,17 @@ outlier_scores as (
 
 ),
 
+screen_rounded as (
+
+    select
+        * replace (
+            {{ bit_round('log_return') }} as log_return,
+            {{ bit_round('outlier_score') }} as outlier_score
+        )
+    from outlier_scores
+
+),
+
 quality_checked as (
 
     select
@@ -217,7 +249,7 @@ quality_checked as (
             + case when is_on_mismatched_ex_date then 64 else 0 end
             + case when outlier_score > {{ var('outlier_threshold') }} then 128 else 0 end
         )::utinyint as quality_mask
-    from outlier_scores
+    from screen_rounded
 
 ),
 

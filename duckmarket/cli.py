@@ -449,7 +449,12 @@ def cmd_sql(args: argparse.Namespace) -> int:
             text = path.read_text()
         except OSError as exc:
             raise InvalidInputError(f"cannot read {args.query}: {exc.strerror}") from None
-    con = connect_marts(args.paths)
+    if args.source is not None:
+        from warehouse.remote import RemoteStore
+
+        con = RemoteStore(args.source, args.endpoint_url).connect()
+    else:
+        con = connect_marts(args.paths)
     try:
         try:
             table = con.execute(text).to_arrow_table()
@@ -493,6 +498,13 @@ def add_sql_command(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument("query", help="a SELECT, or a .sql file")
     p.add_argument("--format", choices=["table", "csv", "json"], default="table")
     p.add_argument("--max-rows", type=int, default=50, metavar="N", help="table: rows shown")
+    p.add_argument(
+        "--from",
+        dest="source",
+        metavar="S3_URL",
+        help="read the marts of the snapshot `duckmarket push` made at s3://bucket/prefix",
+    )
+    p.add_argument("--endpoint-url", metavar="URL", help="with --from: an S3-compatible service")
     p.set_defaults(func=cmd_sql)
 
 
@@ -809,6 +821,10 @@ def build_parser() -> argparse.ArgumentParser:
     from .cli_report import add_report_commands
 
     add_report_commands(sub)  # report, artifacts
+
+    from .cli_remote import add_remote_commands
+
+    add_remote_commands(sub)  # push, pull
 
     from .cli_backtests import add_backtest_commands
 

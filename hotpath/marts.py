@@ -17,6 +17,7 @@ from ingest.errors import InvalidInputError
 from ingest.paths import DataPaths
 from ingest.timeutil import TimeLike, to_datetime
 from warehouse import layout
+from warehouse.remote import is_remote
 
 __all__ = ["list_marts", "mart_path", "read_mart", "scan_mart"]
 
@@ -54,6 +55,19 @@ def mart_path(name: str, data_dir: DataDir = None) -> Path:
     return path
 
 
+def _scan_remote(name: str, url: str) -> pl.LazyFrame:
+    """Mart ``name`` of the current snapshot at ``url`` (s3://bucket/prefix, as
+    ``duckmarket push`` wrote it), through polars' own S3 support."""
+    from warehouse.remote import RemoteStore
+
+    if not _MART_NAME.match(name):
+        raise InvalidInputError(
+            f"invalid mart name {name!r}: use the model's name, e.g. bars_adjusted"
+        )
+    store = RemoteStore(url)
+    return pl.scan_parquet(store.mart_files(name), storage_options=store.endpoint.polars_options())
+
+
 def scan_mart(
     name: str,
     *,
@@ -65,12 +79,15 @@ def scan_mart(
     data_dir: DataDir = None,
 ) -> pl.LazyFrame:
     """A lazy scan of mart ``name`` with the given projection and filters pushed down.
+    ``data_dir`` may also be the ``s3://bucket/prefix`` a ``duckmarket push`` wrote to.
 
     A mart with a ``timeframe`` column (``bars_adjusted`` holds 1d and 1m bars) is read one
     timeframe at a time: ``timeframe`` picks it, and is needed when the selection holds
     several (two timeframes in one frame would be counted twice by any aggregate)."""
-    files = layout.mart_files(mart_path(name, data_dir))
-    lf = pl.scan_parquet(files)
+    if is_remote(data_dir):
+        lf = _scan_remote(name, str(data_dir))
+    else:
+        lf = pl.scan_parquet(layout.mart_files(mart_path(name, data_dir)))
     schema = lf.collect_schema()
     wanted = list(columns) if columns is not None else None
     needed = set(wanted or [])

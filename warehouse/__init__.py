@@ -2,6 +2,7 @@
 
 * :mod:`warehouse.build`: run ``dbt build`` as a subprocess and record the run;
 * :mod:`warehouse.marts`: the published set of marts under ``<data>/marts``, and a summary;
+* :mod:`warehouse.remote`: the lake and the marts on S3-compatible object storage;
 * :mod:`warehouse.calendars`: exchange sessions written for the coverage models;
 * :mod:`warehouse.pit`: point-in-time adjusted bars read from the marts;
 * :mod:`warehouse.features`: the feature-set registry the feature models build;
@@ -22,11 +23,13 @@ from .backtest_metrics import compare_runs, run_metrics
 from .build import BuildError, BuildResult, WarehouseLockedError, run_build
 from .marts import current_set, publish_marts, summary
 from .pit import bars_as_of
+from .remote import RemoteStore, pull, push
 from .report import render_report, write_report
 
 __all__ = [
     "BuildError",
     "BuildResult",
+    "RemoteStore",
     "WarehouseLockedError",
     "bars_as_of",
     "compare_runs",
@@ -34,6 +37,8 @@ __all__ = [
     "get_artifact",
     "list_artifacts",
     "publish_marts",
+    "pull",
+    "push",
     "register_artifact",
     "render_report",
     "run_build",

@@ -76,6 +76,17 @@
 
 
 {% macro lake_has_files(relation) -%}
+    {{ return(adapter.dispatch('lake_has_files', 'duckmarket')(relation)) }}
+{%- endmacro %}
+
+
+{#- on Spark every dataset a portable model reads must exist (see spark__lake_source) -#}
+{% macro spark__lake_has_files(relation) -%}
+    {{ return(true) }}
+{%- endmacro %}
+
+
+{% macro duckdb__lake_has_files(relation) -%}
     {#- the glob inside read_parquet('<glob>', ...) of an external source -#}
     {%- if not execute -%}
         {{ return(true) }}
@@ -87,6 +98,20 @@
 
 
 {% macro lake_source(source_name, table_name) -%}
+    {{ return(adapter.dispatch('lake_source', 'duckmarket')(source_name, table_name)) }}
+{%- endmacro %}
+
+
+{#- Spark reads a dataset's directory with partition discovery (source=, symbol=, ...
+    become string columns: the profile turns type inference off); every dataset a
+    portable model reads must exist in the lake. The source() call records the lineage. -#}
+{% macro spark__lake_source(source_name, table_name) -%}
+    {%- set lineage = source(source_name, table_name) -%}
+    parquet.`{{ lake_root() }}/{{ table_name }}`
+{%- endmacro %}
+
+
+{% macro duckdb__lake_source(source_name, table_name) -%}
     {%- set relation = source(source_name, table_name) -%}
     {%- if lake_has_files(relation) -%}
         {{ relation }}
@@ -94,7 +119,7 @@
         (
             select
                 {%- for name, type in lake_columns(table_name) %}
-                    null::{{ type }} as {{ adapter.quote(name) }}{{ "," if not loop.last }}
+                    null::{{ type_name(type) }} as {{ adapter.quote(name) }}{{ "," if not loop.last }}
                 {%- endfor %}
             where false
         )
@@ -103,6 +128,20 @@
 
 
 {% macro lake_file_columns(source_name, table_name) -%}
+    {{ return(adapter.dispatch('lake_file_columns', 'duckmarket')(source_name, table_name)) }}
+{%- endmacro %}
+
+
+{% macro spark__lake_file_columns(source_name, table_name) -%}
+    {%- if not execute -%}
+        {{ return(lake_columns(table_name) | map(attribute=0) | list) }}
+    {%- endif -%}
+    {%- set found = run_query("select * from " ~ spark__lake_source(source_name, table_name) ~ " limit 0") -%}
+    {{ return(found.column_names | map('lower') | list) }}
+{%- endmacro %}
+
+
+{% macro duckdb__lake_file_columns(source_name, table_name) -%}
     {#- names of the columns the dataset's files hold (all of lake_columns when none) -#}
     {%- set relation = source(source_name, table_name) -%}
     {%- if not execute or not lake_has_files(relation) -%}
@@ -115,14 +154,30 @@
 
 {% macro lake_optional_column(present, name, type) -%}
     {%- if name in present -%}
-        {{ name }}::{{ type }}
+        {{ name }}::{{ type_name(type) }}
     {%- else -%}
-        null::{{ type }}
+        null::{{ type_name(type) }}
     {%- endif -%}
 {%- endmacro %}
 
 
 {% macro source_rank(source_column) -%}
+    {{ return(adapter.dispatch('source_rank', 'duckmarket')(source_column)) }}
+{%- endmacro %}
+
+
+{% macro spark__source_rank(source_column) -%}
+    coalesce(
+        nullif(array_position(
+            array({% for name in var('source_precedence') %}'{{ name }}'{{ ', ' if not loop.last }}{% endfor %}),
+            {{ source_column }}
+        ), 0),
+        1000
+    )
+{%- endmacro %}
+
+
+{% macro duckdb__source_rank(source_column) -%}
     {#- 1-based position in var('source_precedence'); unlisted sources rank after -#}
     coalesce(
         list_position({{ var('source_precedence') | tojson | replace('"', "'") }}::varchar[], {{ source_column }}),
@@ -180,6 +235,18 @@
     ICU time zone conversion (about 10x slower than integer arithmetic on epoch_us); with
     the session TimeZone at UTC these give the same results. -#}
 {% macro utc_date(ts) -%}
+    {{ return(adapter.dispatch('utc_date', 'duckmarket')(ts)) }}
+{%- endmacro %}
+
+
+{#- Spark's TIMESTAMP is an instant: with the session time zone at UTC its date is the
+    UTC date -#}
+{% macro spark__utc_date(ts) -%}
+    to_date({{ ts }})
+{%- endmacro %}
+
+
+{% macro duckdb__utc_date(ts) -%}
     (date '1970-01-01' + floor(epoch_us({{ ts }}) / 86400000000)::integer)
 {%- endmacro %}
 

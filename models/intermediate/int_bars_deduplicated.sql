@@ -1,3 +1,4 @@
+{{ config(tags=['portable']) }}
 {#- One bar per (symbol, timeframe, ts) across sources: the source ranked first in
     var('source_precedence') wins. Series that only one source delivers (found from the
     lake's file names at compile time) skip the window entirely. -#}
@@ -35,13 +36,30 @@ single_source_bars as (
 
 multi_source_bars_ranked as (
 
-    select *
-    from bars
-    where timeframe || '|' || symbol in ({{ sql_list(multi_source) }})
-    qualify row_number() over (
-            partition by symbol, timeframe, ts
-            order by {{ source_rank('source') }}, source
-        ) = 1
+    select
+        source,
+        symbol,
+        timeframe,
+        period,
+        ts,
+        open,
+        high,
+        low,
+        close,
+        volume,
+        is_final,
+        ingested_at
+    from (
+        select
+            *,
+            row_number() over (
+                partition by symbol, timeframe, ts
+                order by {{ source_rank('source') }}, source
+            ) as source_rank
+        from bars
+        where timeframe || '|' || symbol in ({{ sql_list(multi_source) }})
+    ) as ranked
+    where source_rank = 1
 
 ),
 

@@ -1,3 +1,4 @@
+{{ config(tags=['portable']) }}
 {#- One open and close per symbol and session date, as traded: from daily bars, or for
     symbols without daily bars from their intraday bars (first open, last close of the
     UTC day). The previous session's close is what a dividend is measured against. -#}
@@ -37,7 +38,7 @@ finest_intraday_timeframe as (
 
     select
         symbol,
-        arg_min(timeframe, {{ timeframe_interval('timeframe') }}) as timeframe
+        min_by(timeframe, {{ timeframe_interval('timeframe') }}) as timeframe
     from (
         select distinct
             symbol,
@@ -53,8 +54,8 @@ intraday_days as (
     select
         intraday_bars.symbol,
         {{ utc_date('intraday_bars.ts') }} as session_date,
-        arg_min(intraday_bars.open, intraday_bars.ts) as open,
-        arg_max(intraday_bars.close, intraday_bars.ts) as close
+        min_by(intraday_bars.open, intraday_bars.ts) as open,
+        max_by(intraday_bars.close, intraday_bars.ts) as close
     from intraday_bars
     inner join finest_intraday_timeframe
         on

@@ -1,3 +1,4 @@
+{{ config(tags=['portable']) }}
 {%- set present = lake_file_columns('lake', 'bars') %}
 with
 
@@ -10,18 +11,18 @@ source as (
 renamed as (
 
     select
-        source::varchar as source,
-        symbol::varchar as symbol,
-        timeframe::varchar as timeframe,
-        period::varchar as period,
-        ts::timestamptz as ts,
+        source::{{ type_name('varchar') }} as source,
+        symbol::{{ type_name('varchar') }} as symbol,
+        timeframe::{{ type_name('varchar') }} as timeframe,
+        period::{{ type_name('varchar') }} as period,
+        ts::{{ type_name('timestamptz') }} as ts,
         open::double as open,
         high::double as high,
         low::double as low,
         close::double as close,
         volume::double as volume,
         coalesce(is_final::boolean, true) as is_final,
-        ingested_at::timestamptz as ingested_at,
+        ingested_at::{{ type_name('timestamptz') }} as ingested_at,
         {#- each side's OHLC where the source quotes both (Dukascopy, OANDA); files written
             without them (every other source, older lakes) read as null #}
         {{ lake_optional_column(present, 'bid_open', 'double') }} as bid_open,

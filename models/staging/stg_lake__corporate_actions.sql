@@ -1,3 +1,4 @@
+{{ config(tags=['portable']) }}
 with
 
 source as (
@@ -9,14 +10,14 @@ source as (
 renamed as (
 
     select
-        source::varchar as source,
-        symbol::varchar as symbol,
+        source::{{ type_name('varchar') }} as source,
+        symbol::{{ type_name('varchar') }} as symbol,
         ex_date::date as ex_date,
-        lower(action_type)::varchar as action_type,
+        lower(action_type)::{{ type_name('varchar') }} as action_type,
         split_ratio::double as split_ratio,
         cash_amount::double as cash_amount,
-        currency::varchar as currency,
-        ingested_at::timestamptz as ingested_at
+        currency::{{ type_name('varchar') }} as currency,
+        ingested_at::{{ type_name('timestamptz') }} as ingested_at
     from source
 
 )

@@ -1,0 +1,131 @@
+"""The portable models on two engines: the same small synthetic lake built by DuckDB
+(`duckmarket build`) and by Spark (dbt-spark, `method: session`, local[2], the profile's
+`spark` target), every portable model compared row by row: the same keys, values equal to
+1e-9 (relative, or absolute below 1).
+
+Spark's tables are managed Parquet tables under ``<data>/.spark/warehouse``, read here by
+DuckDB; DuckDB's are read from its warehouse file after the build.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from datetime import UTC, datetime
+
+import duckdb
+import pytest
+
+from ingest.manager import DataManager
+from ingest.paths import DataPaths
+from ingest.sources.synthetic import SyntheticSource
+from warehouse.build import dbt_command, dbt_env, run_build
+
+pytestmark = pytest.mark.slow
+
+START, END = datetime(2020, 1, 1, tzinfo=UTC), datetime(2022, 1, 1, tzinfo=UTC)
+MINUTES = (datetime(2021, 12, 20, tzinfo=UTC), datetime(2021, 12, 24, tzinfo=UTC))
+
+#: every model tagged `portable`, with its schema and key
+PORTABLE = {
+    "stg_lake__bars": ("staging", ["source", "symbol", "timeframe", "ts"]),
+    "stg_lake__corporate_actions": ("staging", ["source", "symbol", "ex_date", "action_type"]),
+    "int_bars_deduplicated": ("intermediate", ["symbol", "timeframe", "ts"]),
+    "int_daily_prices_collected": ("intermediate", ["symbol", "session_date"]),
+}
+
+
+class SecondVendor(SyntheticSource):
+    """Another vendor's edition of the same universe (its own prices)."""
+
+    name = "csv"
+
+
+@pytest.fixture(scope="module")
+def engines(tmp_path_factory):
+    if shutil.which("java") is None:
+        pytest.fail(
+            "Spark needs Java 17: apt-get install -y openjdk-17-jre-headless (.ci/run does)"
+        )
+    paths = DataPaths(tmp_path_factory.mktemp("engines") / "data").ensure()
+    src = SyntheticSource(seed=11, n_symbols=4)
+    # a second vendor delivering one of the same daily series (the cross-source ranking),
+    # and a symbol with minute bars only (daily prices from its intraday bars)
+    other = SecondVendor(seed=12, n_symbols=4)
+    symbols = src.list_symbols()
+    with DataManager(paths, sources={"synthetic": src, "csv": other}) as dm:
+        dm.ingest(symbols[:3], "1d", START, END, source="synthetic")
+        dm.ingest(symbols[:1], "1d", START, END, source="csv")
+        dm.ingest(symbols[1:], "1m", *MINUTES, source="synthetic")
+    result = run_build(paths, quiet=True)
+    assert result.ok, (result.error or "") + result.output[-3000:]
+    spark_dir = paths.root / ".dbt" / "spark"
+    cmd = dbt_command(paths, "run", select="tag:portable", extra=["--target", "spark"])
+    # its own target and log directories: the DuckDB build's partial parse stays valid
+    cmd[cmd.index("--target-path") + 1] = str(spark_dir / "target")
+    cmd[cmd.index("--log-path") + 1] = str(spark_dir / "logs")
+    run = subprocess.run(cmd, env=dbt_env(paths), capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
+    return paths
+
+
+def test_the_portable_models_are_the_tagged_ones():
+    import json
+
+    from warehouse.build import REPO
+
+    tagged = set()
+    for sql in (REPO / "models").rglob("*.sql"):
+        if "tags=['portable']" in sql.read_text().split("\n", 1)[0]:
+            tagged.add(sql.stem)
+    assert tagged == set(PORTABLE), json.dumps(sorted(tagged))
+
+
+@pytest.mark.parametrize("model", sorted(PORTABLE))
+def test_spark_and_duckdb_build_the_same_rows(engines, model):
+    schema, keys = PORTABLE[model]
+    paths = engines
+    con = duckdb.connect()
+    con.execute(f"attach '{paths.warehouse}' as warehouse (read_only)")
+    files = sorted((paths.root / ".spark" / "warehouse" / f"{schema}.db" / model).glob("*.parquet"))
+    assert files, f"Spark wrote no files for {model}"
+    con.execute(f"create view spark_rows as select * from read_parquet({[str(f) for f in files]})")
+    con.execute(f"create view duckdb_rows as select * from warehouse.{schema}.{model}")
+    spark_cols = [r[0] for r in con.execute("describe spark_rows").fetchall()]
+    duck_cols = [r[0] for r in con.execute("describe duckdb_rows").fetchall()]
+    assert spark_cols == duck_cols
+    if model == "int_bars_deduplicated":  # the ranking ran: one source per series left
+        assert (
+            con.execute(
+                "select count(distinct source) from duckdb_rows where timeframe = '1d'"
+            ).fetchone()[0]
+            == 2
+        )
+    n_spark, n_duck = (
+        con.execute(f"select count(*) from {v}").fetchone()[0]
+        for v in ("spark_rows", "duckdb_rows")
+    )
+    assert n_spark == n_duck > 0
+    on = " and ".join(f"s.{k} is not distinct from d.{k}" for k in keys)
+    unmatched = con.execute(
+        f"select count(*) from spark_rows s full join duckdb_rows d on {on} "
+        f"where s.{keys[0]} is null or d.{keys[0]} is null"
+    ).fetchone()[0]
+    assert unmatched == 0
+    types = dict(
+        con.execute("select column_name, column_type from (describe duckdb_rows)").fetchall()
+    )
+    checks = []
+    for c in duck_cols:
+        if types[c] == "DOUBLE":
+            checks.append(
+                f"count(*) filter (where not (s.{c} is not distinct from d.{c} or "
+                f"abs(s.{c} - d.{c}) <= 1e-9 * greatest(abs(d.{c}), 1.0))) as {c}"
+            )
+        else:
+            checks.append(f"count(*) filter (where s.{c} is distinct from d.{c}) as {c}")
+    row = con.execute(
+        f"select {', '.join(checks)} from spark_rows s join duckdb_rows d on {on}"
+    ).fetchone()
+    differing = {c: n for c, n in zip(duck_cols, row, strict=True) if n}
+    assert differing == {}

@@ -18,6 +18,40 @@
 {%- endmacro %}
 
 
+{#- The change log of a published incremental mart, <model>__changes: one row per series
+    (symbol, timeframe) a build rewrote, from which ts on, numbered by build (seq); a row
+    with no symbol means the whole mart was rebuilt. Row 0 holds the log's identity, a
+    UUID drawn when the table is created. Publication (warehouse/marts.py) fingerprints
+    only the partitions the log names since the published set's mark, and links the rest.
+    A logged change that then rolls back only costs a fingerprint; a change that is not
+    logged would publish a stale partition, so every write path logs: a full build in the
+    pre-hook, an incremental one in the strategy, inside the model's transaction. -#}
+{% macro changes_relation(model_relation) -%}
+    {{ model_relation.database }}.{{ model_relation.schema }}.{{ model_relation.identifier }}__changes
+{%- endmacro %}
+
+
+{% macro open_change_log(model_relation) -%}
+    {%- set log = changes_relation(model_relation) -%}
+    create table if not exists {{ log }} (
+        log_id varchar,
+        seq bigint,
+        symbol varchar,
+        timeframe varchar,
+        from_ts timestamptz,
+        recorded_at timestamptz
+    );
+    insert into {{ log }}
+    select uuid()::varchar, 0, null, null, null, now()
+    where not exists (select 1 from {{ log }});
+    {%- if not (execute and is_incremental()) %}
+    insert into {{ log }}
+    select any_value(log_id) filter (where seq = 0), max(seq) + 1, null, null, null, now()
+    from {{ log }};
+    {%- endif %}
+{%- endmacro %}
+
+
 {% macro record_adjustment_versions(model_relation) -%}
     create or replace table {{ versions_relation(model_relation) }} as
     select symbol, adjustment_version
@@ -202,6 +236,18 @@
     {%- set keys = [keys] if keys is string else keys -%}
     {%- set range_column = config.get('range_column', 'ts') -%}
     {%- set columns = arg_dict['dest_columns'] | map(attribute='quoted') | join(', ') -%}
+    {%- if config.get('change_log') %}
+    insert into {{ changes_relation(target) }}
+    select
+        (select any_value(log_id) from {{ changes_relation(target) }} where seq = 0),
+        (select max(seq) + 1 from {{ changes_relation(target) }}),
+        symbol,
+        timeframe,
+        min({{ range_column }}),
+        now()
+    from {{ temp }}
+    group by all;
+    {%- endif %}
     delete from {{ target }} as target_rows
     using (
         select {{ keys | join(', ') }}, min({{ range_column }}) as range_start

@@ -20,7 +20,7 @@ from tests.dbt_lake import SmallLake
 from tests.test_dbt_warehouse import CAUTIOUS, WAREHOUSE
 from warehouse.build import UNIT_TESTED, BuildResult, project_fingerprint, run_build
 from warehouse.layout import mart_files, read_table
-from warehouse.marts import current_set
+from warehouse.marts import current_set, publish_marts
 
 pytestmark = pytest.mark.slow
 
@@ -96,6 +96,9 @@ def incremental_and_full(
         }
         for name in ("bars_adjusted", "bars_resampled")
     }
+    # nothing new: the change logs name nothing, so publication fingerprints nothing
+    units.append(unit_tests_run(build(inc)))
+    noop_set = current_set(inc)
     lake.add_split("BBB", date(2024, 3, 7), 2.0)
     # the record of passed unit tests names another project (as after an edit to a
     # model): they run again
@@ -106,7 +109,14 @@ def incremental_and_full(
     shutil.copytree(inc.lake, Path(full_root) / "lake")
     full = DataPaths(Path(full_root))
     build(full, full_refresh=True)
-    states = {"before": before, "after_day": after_day, "inodes": inodes, "units": units}
+    split_set = current_set(inc)
+    states = {
+        "before": before,
+        "after_day": after_day,
+        "inodes": inodes,
+        "units": units,
+        "sets": {"first": first_set, "day": day_set, "noop": noop_set, "split": split_set},
+    }
     return inc, full, states
 
 
@@ -114,8 +124,8 @@ def test_unit_tests_run_until_they_pass_for_the_project(incremental_and_full) ->
     """dbt's unit tests check models against fixed inputs: once they passed for this
     project and selection, the next builds leave them out, until the project changes."""
     _, _, states = incremental_and_full
-    first, day, edited = states["units"]
-    assert first >= 5 and day == 0 and edited == first
+    first, day, noop, edited = states["units"]
+    assert first >= 5 and day == 0 and noop == 0 and edited == first
 
 
 def test_one_more_session_adds_its_bars(incremental_and_full) -> None:
@@ -153,6 +163,57 @@ def test_one_more_session_rewrites_only_the_partitions_it_changed(incremental_an
     }
     assert all(rel.startswith("AAA/1m/") for rel in rewritten_1m), rewritten_1m
     assert len(rewritten_1m) == 1, rewritten_1m
+
+
+def test_publication_fingerprints_only_what_the_change_logs_name(incremental_and_full) -> None:
+    """The first publication fingerprints every partition; after one more session of AAA
+    only AAA's partitions from the rewritten period on are read again; after a build with
+    nothing new, none; after a split of BBB, BBB's. The others are carried over from the
+    previous set (and the marts still equal a full refresh: test below)."""
+    _, _, states = incremental_and_full
+    sets = states["sets"]
+    for name in ("bars_adjusted", "bars_resampled"):
+        parts = {n: s.marts[name]["partitions"] for n, s in sets.items()}
+        hashed = {n: s.marts[name]["hashed"] for n, s in sets.items()}
+        assert hashed["first"] == len(parts["first"]) > 3, name
+        assert 0 < hashed["day"] < len(parts["day"]), name
+        assert hashed["noop"] == 0, name
+        assert 0 < hashed["split"] < len(parts["split"]), name
+        aaa = [rel for rel in parts["day"] if rel.startswith("AAA/")]
+        bbb = [rel for rel in parts["split"] if rel.startswith("BBB/")]
+        assert hashed["day"] <= len(aaa) and hashed["split"] >= len(bbb), name
+        # every set names its change log's last build, and each build moved it on
+        marks = [s.marts[name]["log"] for s in sets.values()]
+        assert len({m["id"] for m in marks}) == 1, name
+        seqs = [m["seq"] for m in marks]
+        assert seqs == sorted(seqs) and seqs[0] < seqs[-1], name
+    # the no-op set is the day's set, file for file
+    for name in ("bars_adjusted", "bars_resampled"):
+        day, noop = sets["day"], sets["noop"]
+        assert noop.marts[name]["partitions"] == day.marts[name]["partitions"]
+
+
+def test_a_table_changed_outside_dbt_is_fingerprinted_in_full(
+    incremental_and_full, tmp_path: Path
+) -> None:
+    """A change the log does not name (rows deleted by hand) shows in the row count, and
+    the publication falls back to fingerprinting every partition."""
+    inc, _, _ = incremental_and_full
+    root = tmp_path / "copy"
+    shutil.copytree(inc.root, root, symlinks=True, ignore=shutil.ignore_patterns(".dbt"))
+    copy = DataPaths(root)
+    con = duckdb.connect(str(copy.warehouse))
+    try:
+        con.execute("delete from main.bars_adjusted where symbol = 'AAA' and timeframe = '1m'")
+        left = con.execute("select count(*) from main.bars_adjusted").fetchone()[0]
+    finally:
+        con.close()
+    published = publish_marts(copy)
+    meta = published.marts["bars_adjusted"]
+    assert meta["rows"] == left
+    assert meta["hashed"] == len(meta["partitions"])
+    assert not any(rel.startswith("AAA/1m/") for rel in meta["partitions"])
+    assert read_table(copy.marts, "bars_adjusted").num_rows == left
 
 
 def test_a_new_split_restates_the_symbol_history(incremental_and_full) -> None:

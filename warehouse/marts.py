@@ -35,7 +35,12 @@ Cost in proportion to the change: a partitioned mart's partitions are fingerprin
 one aggregate (row count and the sum of every row's hash); a partition whose fingerprint
 equals the previous set's is hard-linked from it, not written again, so a build that
 added a day rewrites only each symbol's latest partitions. A hard link is a second name
-of the same immutable file: sweeping the previous set leaves this one whole.
+of the same immutable file: sweeping the previous set leaves this one whole. The
+incremental bar marts also keep a change log (``<mart>__changes``, macros/incremental.sql)
+of the series each build rewrote and from when; each set records the log's last build,
+so the next publication fingerprints only the partitions logged since, and takes the
+others' fingerprints from the previous set (the total row count checks it, and a mismatch
+falls back to fingerprinting everything).
 """
 
 from __future__ import annotations
@@ -126,7 +131,7 @@ _MONTHLY = ("1m",)
 _YEARLY = ("2m", "5m", "15m", "30m", "1h", "90m", "4h")
 #: the version of the partition files' encoding: a set written by another version shares
 #: no file with the next one
-_FORMAT = 2
+_FORMAT = 3
 
 
 @dataclass
@@ -192,7 +197,8 @@ def publish(
                 before = None
                 if previous is not None and (previous.path / name).is_dir():
                     before = (previous.path / name, previous.marts.get(name, {}))
-                meta_ = _write_partitioned(con, relation, columns, partial / name, before)
+                log = _change_log(con, schema, name)
+                meta_ = _write_partitioned(con, relation, columns, partial / name, before, log)
                 if meta_ is not None:
                     written[name] = meta_
                     continue
@@ -249,37 +255,134 @@ def _partition_path(keys: Sequence[str], values: Sequence[str], period: str) -> 
     return "/".join([*parts, f"{encode_symbol(period)}.parquet"])
 
 
+@dataclass(frozen=True)
+class _ChangeLog:
+    """A mart's change log (``<mart>__changes``, written by macros/incremental.sql): its
+    identity (a UUID drawn when the table was created) and its last build number."""
+
+    con: duckdb.DuckDBPyConnection
+    relation: str
+    log_id: str
+    seq: int
+
+    def mark(self) -> dict[str, Any]:
+        return {"id": self.log_id, "seq": self.seq}
+
+    def regions(self, since: Mapping[str, Any] | None, period: str) -> dict[tuple, str] | None:
+        """What changed after the build ``since`` (a set's recorded mark): each (symbol,
+        timeframe) and the first period rewritten, or None when anything may have changed
+        (no mark, another log, a full build since)."""
+        if not since or since.get("id") != self.log_id or not isinstance(since.get("seq"), int):
+            return None
+        rows = self.con.execute(
+            f"select symbol, timeframe, {period} as period, symbol is null as everything "
+            f"from (select symbol, timeframe, min(from_ts) as ts from {self.relation} "
+            "where seq > ? group by all)",
+            [since["seq"]],
+        ).fetchall()
+        if any(everything for *_, everything in rows):
+            return None
+        return {(symbol, timeframe): first for symbol, timeframe, first, _ in rows}
+
+
+def _change_log(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> _ChangeLog | None:
+    table = f"{name}__changes"
+    found = con.execute(
+        "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
+        [schema, table],
+    ).fetchone()
+    if not found or not found[0]:
+        return None
+    relation = f"{_q(schema)}.{_q(table)}"
+    log_id, seq = con.execute(
+        f"select any_value(log_id) filter (where seq = 0), max(seq) from {relation}"
+    ).fetchone()
+    return None if log_id is None else _ChangeLog(con, relation, log_id, int(seq))
+
+
 def _write_partitioned(
     con: duckdb.DuckDBPyConnection,
     relation: str,
     columns: Sequence[str],
     target: Path,
     before: tuple[Path, Mapping[str, Any]] | None,
+    log: _ChangeLog | None = None,
 ) -> dict[str, Any] | None:
     """Write ``relation`` as a dataset partitioned by symbol[, timeframe] and period
     under ``target``, each file sorted by ts. A partition whose fingerprint (rows and the
     sum of its rows' hashes) equals the one ``before`` recorded is hard-linked from the
-    previous set instead of written. None when the mart has no rows (written as one
-    file then, so that it still has a schema)."""
+    previous set instead of written. With a change log that covers every build since the
+    previous set, only the partitions it names are fingerprinted; the others are the
+    previous set's (checked by the total row count). None when the mart has no rows
+    (written as one file then, so that it still has a schema)."""
     keys, period = _partition_keys(columns)
-    key_sql = ", ".join(keys)
-    every = ", ".join(_q(c) for c in columns)
-    prints = con.execute(
-        f"select {key_sql}, {period} as period, count(*), "
-        f"sum(hash({every})::hugeint)::varchar from {relation} group by all order by all"
-    ).fetchall()
-    if not prints:
-        return None
     old_dir, old_meta = before if before is not None else (None, {})
     old_parts = (old_meta.get("partitions") or {}) if old_meta.get("format") == _FORMAT else {}
+    regions = None
+    if log is not None and old_dir is not None and old_parts and keys == ["symbol", "timeframe"]:
+        regions = log.regions(old_meta.get("log"), period)
+    written = _fingerprint_and_write(con, relation, columns, target, old_dir, old_parts, regions)
+    if regions is not None:
+        total = con.execute(f"select count(*) from {relation}").fetchone()
+        if written is None or written["rows"] != int(total[0] if total else 0):
+            # the log missed a change (the table rewritten outside dbt): fingerprint all
+            shutil.rmtree(target, ignore_errors=True)
+            written = _fingerprint_and_write(con, relation, columns, target, old_dir, old_parts)
+    if written is not None and log is not None:
+        written["log"] = log.mark()
+    return written
+
+
+def _fingerprint_and_write(
+    con: duckdb.DuckDBPyConnection,
+    relation: str,
+    columns: Sequence[str],
+    target: Path,
+    old_dir: Path | None,
+    old_parts: Mapping[str, Any],
+    regions: Mapping[tuple, str] | None = None,
+) -> dict[str, Any] | None:
+    """Fingerprint the partitions (all of them, or those in ``regions``: each (symbol,
+    timeframe) from its first rewritten period on, the rest taken from ``old_parts``), link
+    the unchanged ones from ``old_dir`` and write the others."""
+    keys, period = _partition_keys(columns, alias="t.")
+    key_sql = ", ".join(f"t.{_q(k)}" for k in keys)
+    every = ", ".join(f"t.{_q(c)}" for c in columns)
+    scope = ""
     partitions: dict[str, dict[str, Any]] = {}
+    carried: list[tuple[str, dict[str, Any]]] = []
+    if regions is not None:
+        for rel, old in old_parts.items():
+            key = tuple(old.get("key") or ())
+            first = regions.get(key[:-1]) if len(key) == 3 else None
+            if first is None or key[-1] < first:
+                carried.append((rel, old))
+        if not regions:
+            scope = " where false"
+        else:
+            values = ", ".join(
+                f"({sql_literal(s)}, {sql_literal(t)}, {sql_literal(p)})"
+                for (s, t), p in sorted(regions.items())
+            )
+            scope = (
+                f" inner join (values {values}) as k(symbol, timeframe, period) on "
+                f"t.symbol = k.symbol and t.timeframe = k.timeframe and {period} >= k.period"
+            )
+    prints = con.execute(
+        f"select {key_sql}, {period} as period, count(*), "
+        f"sum(hash({every})::hugeint)::varchar from {relation} as t{scope} "
+        "group by all order by all"
+    ).fetchall()
+    found = [((*values, part_period), int(rows), fp) for *values, part_period, rows, fp in prints]
+    found += [(tuple(old["key"]), int(old["rows"]), old["fp"]) for _, old in carried]
+    if not found:
+        return None
     changed: list[tuple[str, ...]] = []
-    for row in prints:
-        *values, part_period, rows, fingerprint = row
-        rel = _partition_path(keys, values, part_period)
-        partitions[rel] = {"rows": int(rows), "fp": fingerprint}
+    for key, rows, fingerprint in sorted(found):
+        rel = _partition_path(keys, key[:-1], key[-1])
+        partitions[rel] = {"rows": rows, "fp": fingerprint, "key": list(key)}
         old = old_parts.get(rel)
-        same = old is not None and (old.get("rows"), old.get("fp")) == (int(rows), fingerprint)
+        same = old is not None and (old.get("rows"), old.get("fp")) == (rows, fingerprint)
         if old_dir is not None and same:
             dest = target / rel
             dest.parent.mkdir(parents=True, exist_ok=True)
@@ -289,13 +392,14 @@ def _write_partitioned(
                 continue
             except OSError:  # gone, or another file system: write it again
                 dest.unlink(missing_ok=True)
-        changed.append((*values, part_period, rel))
+        changed.append((*key, rel))
     if changed:
         _write_partitions(con, relation, columns, keys, changed, target, partitions)
     return {
         "rows": sum(p["rows"] for p in partitions.values()),
         "bytes": sum(p["bytes"] for p in partitions.values()),
         "format": _FORMAT,
+        "hashed": len(prints),
         "partitions": partitions,
     }
 

@@ -5,6 +5,8 @@
         unique_key=['source', 'symbol', 'timeframe'],
         range_column='ts',
         on_schema_change='fail',
+        change_log=true,
+        pre_hook=["{{ open_change_log(this) }}"],
     )
 }}
 -- depends_on: {{ ref('stg_lake__bars') }}

@@ -5,7 +5,8 @@
         unique_key=['symbol', 'timeframe'],
         range_column='ts',
         on_schema_change='fail',
-        pre_hook=["{{ record_test_scope(this) }}"],
+        change_log=true,
+        pre_hook=["{{ record_test_scope(this) }}", "{{ open_change_log(this) }}"],
         post_hook=["{{ record_adjustment_versions(this) }}"],
     )
 }}

@@ -37,6 +37,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from .checksum import sha256_file
 from .errors import LakeLockedError
 from .manifest import DataFile, Manifest, to_us
 from .paths import DataPaths
@@ -664,7 +665,7 @@ class Lake:
                     prob = Problem("size", rel, f"manifest says {f.bytes} bytes, file has {size}")
                 elif f.rows != meta.num_rows:
                     prob = Problem("rows", rel, f"manifest {f.rows} rows, file {meta.num_rows}")
-                elif f.sha256 != _sha256_file(p):
+                elif f.sha256 != sha256_file(p):
                     prob = Problem("checksum", rel, "SHA-256 differs from the manifest")
                 else:
                     continue
@@ -706,7 +707,7 @@ class Lake:
             min_us=lo,
             max_us=hi,
             nbytes=p.stat().st_size,
-            sha256=_sha256_file(p),
+            sha256=sha256_file(p),
         )
 
 
@@ -866,14 +867,6 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _keys_from_rel(rel: str) -> tuple[str, dict[str, str]]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -24,6 +25,7 @@ import pytest
 from duckmarket.cli import main
 from hotpath.marts import read_mart
 from ingest.manager import DataManager
+from ingest.manifest import Manifest
 from ingest.paths import DataPaths
 from ingest.sources.synthetic import SyntheticSource
 from warehouse import remote
@@ -188,6 +190,30 @@ def test_a_second_push_sends_only_what_changed(built, s3_server):
     # two snapshots are kept: the current one and the one before
     assert store.snapshot_ids() == sorted([again.snapshot_id, third.snapshot_id])
     assert third.deleted_snapshots == 1
+
+
+def test_rotted_lake_bytes_are_caught_by_the_pull(built, s3_server, tmp_path):
+    """Push takes the lake's checksums from the manifest (recorded as each file was
+    written) rather than reading the lake again. A file whose bytes changed since, at the
+    same size, goes up under its recorded checksum, and the pull refuses it."""
+    copy = DataPaths(tmp_path / "copy")
+    shutil.copytree(built.root, copy.root, symlinks=True)
+    with Manifest(copy.manifest) as m:
+        recorded = {f.path: f.sha256 for f in m.live_files()}
+    victim = sorted(recorded)[0]
+    data = bytearray((copy.lake / victim).read_bytes())
+    data[len(data) // 2] ^= 0xFF  # one flipped byte in the middle of the file
+    (copy.lake / victim).write_bytes(bytes(data))
+    url = _bucket(s3_server, "dm-rot")
+    remote.push(copy, url)
+    snap = remote.RemoteStore(url).current()
+    for rel, sha in recorded.items():
+        assert snap.files[f"lake/{rel}"]["sha256"] == sha, rel
+        assert (sha == _sha(copy.lake / rel)) is (rel != victim), rel
+    other = DataPaths(tmp_path / "other").ensure()
+    with pytest.raises(remote.RemoteError, match="does not match its checksum"):
+        remote.pull(other, url)
+    assert not (other.lake / victim).exists()  # nothing unchecked is left in the lake
 
 
 def test_a_push_killed_half_way_leaves_the_current_snapshot_whole(built, s3_server):

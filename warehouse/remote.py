@@ -37,8 +37,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from ingest.checksum import sha256_file
 from ingest.errors import DuckmarketError, InvalidInputError
 from ingest.paths import DataPaths
+
+from .layout import sql_literal
 
 __all__ = [
     "Endpoint",
@@ -134,20 +137,19 @@ class Endpoint:
         """A ``CREATE SECRET`` statement giving DuckDB's httpfs this endpoint."""
         fields = ["type s3"]
         if self.access_key and self.secret_key:
-            fields += [f"key_id {_lit(self.access_key)}", f"secret {_lit(self.secret_key)}"]
+            fields += [
+                f"key_id {sql_literal(self.access_key)}",
+                f"secret {sql_literal(self.secret_key)}",
+            ]
         if self.region:
-            fields.append(f"region {_lit(self.region)}")
+            fields.append(f"region {sql_literal(self.region)}")
         if self.url:
             fields += [
-                f"endpoint {_lit(self.host or '')}",
+                f"endpoint {sql_literal(self.host or '')}",
                 "url_style 'path'",
                 f"use_ssl {'true' if self.use_ssl else 'false'}",
             ]
         return f"create or replace secret duckmarket_s3 ({', '.join(fields)})"
-
-
-def _lit(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
 
 
 def _split_url(url: str) -> tuple[str, str]:
@@ -284,7 +286,7 @@ class RemoteStore:
             load_httpfs(con)
             con.execute(self.endpoint.duckdb_secret())
             for name in self.mart_names(snap):
-                scan = f"read_parquet({_lit(self.mart_glob(name, snap))})"
+                scan = f"read_parquet({sql_literal(self.mart_glob(name, snap))})"
                 con.execute(f'create view "{name}" as select * from {scan}')
         except BaseException:
             con.close()
@@ -340,7 +342,7 @@ def load_httpfs(con: Any) -> None:
             f"duckdb-extension-httpfs has no build for duckdb {duckdb.__version__} ({path}): "
             "install the one of the same version"
         )
-    con.execute(f"load {_lit(str(path))}")
+    con.execute(f"load {sql_literal(str(path))}")
 
 
 def _reason(exc: BaseException) -> str:
@@ -357,14 +359,6 @@ class PushReport:
     copied: int = 0
     copied_bytes: int = 0
     deleted_snapshots: int = 0
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _local_files(paths: DataPaths, manifest_copy: Path) -> Iterator[tuple[str, Path]]:
@@ -421,9 +415,17 @@ def push(
         before = previous.files if previous else {}
         files: dict[str, dict[str, Any]] = {}
 
+        # the lake's checksums are the manifest's (recorded as each file was written, and
+        # the writer lock held now keeps them current); a file whose size disagrees is
+        # hashed. Bytes that rotted since fail the pull's check, and `duckmarket verify`.
+        recorded = {f"lake/{f.path}": (f.bytes, f.sha256) for f in lake.manifest.live_files()}
+
         def send(item: tuple[str, Path]) -> tuple[str, dict[str, Any], bool]:
             rel, local = item
-            meta = {"size": local.stat().st_size, "sha256": _sha256(local)}
+            size = local.stat().st_size
+            known = recorded.get(rel)
+            digest = known[1] if known and known[0] == size else sha256_file(local)
+            meta = {"size": size, "sha256": digest}
             target = store.key(SNAPSHOTS, snapshot_id, rel)
             old = before.get(rel)
             if previous is not None and old == meta:
@@ -474,15 +476,17 @@ def push(
 
 def _download(store: RemoteStore, snap: Snapshot, rel: str, target: Path, sha256: str) -> None:
     """Object ``rel`` of ``snap`` to ``target``, checked against its checksum."""
+    digest = hashlib.sha256()
     with (
         store.fs.open_input_stream(store.key(SNAPSHOTS, snap.snapshot_id, rel)) as src,
         target.open("wb") as dst,
     ):
         while block := src.read(1 << 20):
+            digest.update(block)
             dst.write(block)
         dst.flush()
         os.fsync(dst.fileno())
-    if _sha256(target) != sha256:
+    if digest.hexdigest() != sha256:
         raise RemoteError(f"{rel}: the downloaded object does not match its checksum")
 
 
@@ -542,7 +546,7 @@ def pull(
             if (
                 local.is_file()
                 and local.stat().st_size == meta["size"]
-                and _sha256(local) == meta["sha256"]
+                and sha256_file(local) == meta["sha256"]
             ):
                 return rel, False
             local.parent.mkdir(parents=True, exist_ok=True)

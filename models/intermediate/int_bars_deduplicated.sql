@@ -3,24 +3,17 @@
     var('source_precedence') wins. Series that only one source delivers (found from the
     lake's file names at compile time) skip the window entirely. -#}
 {%- set multi_source = multi_source_series() -%}
+{%- set columns = [
+    'source', 'symbol', 'timeframe', 'period', 'ts', 'open', 'high', 'low', 'close',
+    'volume', 'is_final', 'ingested_at',
+] -%}
 
 with
 
 bars as (
 
     select
-        source,
-        symbol,
-        timeframe,
-        period,
-        ts,
-        open,
-        high,
-        low,
-        close,
-        volume,
-        is_final,
-        ingested_at
+        {{ columns | join(',\n        ') }}
     from {{ ref('stg_lake__bars') }}
 
 ),
@@ -37,18 +30,7 @@ single_source_bars as (
 multi_source_bars_ranked as (
 
     select
-        source,
-        symbol,
-        timeframe,
-        period,
-        ts,
-        open,
-        high,
-        low,
-        close,
-        volume,
-        is_final,
-        ingested_at
+        {{ columns | join(',\n        ') }}
     from (
         select
             *,

@@ -1,7 +1,11 @@
 """The portable models on two engines: the same small synthetic lake built by DuckDB
 (`duckmarket build`) and by Spark (dbt-spark, `method: session`, local[2], the profile's
 `spark` target), every portable model compared row by row: the same keys, values equal to
-1e-9 (relative, or absolute below 1).
+1e-9 (relative, or absolute below 1). The lake holds two vendors for one daily series, a
+symbol with minute bars only, and corporate actions: dividends, splits (one on the day
+of a dividend, one reverse), actions the checks refuse and one after the last bar.
+Each symbol has few ex-dates, so the engines' adjustment factors are equal to the bit and
+so is adjustment_version, their hash (beyond 31 ex-dates it may differ: README).
 
 Spark's tables are managed Parquet tables under ``<data>/.spark/warehouse``, read here by
 DuckDB; DuckDB's are read from its warehouse file after the build.
@@ -11,9 +15,10 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import duckdb
+import pyarrow as pa
 import pytest
 
 from ingest.manager import DataManager
@@ -32,6 +37,31 @@ PORTABLE = {
     "stg_lake__corporate_actions": ("staging", ["source", "symbol", "ex_date", "action_type"]),
     "int_bars_deduplicated": ("intermediate", ["symbol", "timeframe", "ts"]),
     "int_daily_prices_collected": ("intermediate", ["symbol", "session_date"]),
+    "int_corporate_actions_checked": ("intermediate", ["symbol", "ex_date", "action_type"]),
+    "int_adjustment_factors_computed": ("intermediate", ["symbol", "segment_number"]),
+}
+
+#: actions added to the synthetic ones (dividends only, here), by symbol index:
+#: (ex_date, action_type, split_ratio, cash_amount)
+EXTRA_ACTIONS = {
+    0: [
+        # a split and a dividend on one day (the dividend is per new share)
+        (date(2021, 6, 1), "split", 2.0, None),
+        (date(2021, 6, 1), "dividend", None, 0.1),
+        # csv's dividend of that day ranks first
+        (date(2021, 7, 9), "dividend", None, 0.25),
+    ],
+    1: [
+        (date(2019, 12, 16), "dividend", None, 0.1),  # before the first bar: invalid
+        (date(2020, 9, 1), "split", 0.1, None),  # a 1-for-10 reverse split
+        (date(2021, 3, 1), "dividend", None, 1e6),  # not below the previous close: invalid
+        (date(2022, 6, 1), "split", 3.0, None),  # after the last bar: no ex-date session
+    ],
+    3: [  # minute bars only: the previous close comes from the intraday bars
+        (date(2021, 12, 21), "dividend", None, 0.05),
+        # a split factor of 1/2000 before it: 0.0005, which Java prints as 5.0E-4
+        (date(2021, 12, 22), "split", 2000.0, None),
+    ],
 }
 
 
@@ -57,6 +87,17 @@ def engines(tmp_path_factory):
         dm.ingest(symbols[:3], "1d", START, END, source="synthetic")
         dm.ingest(symbols[:1], "1d", START, END, source="csv")
         dm.ingest(symbols[1:], "1m", *MINUTES, source="synthetic")
+        for index, rows in EXTRA_ACTIONS.items():
+            actions = pa.table(
+                {
+                    "ex_date": pa.array([r[0] for r in rows], pa.date32()),
+                    "action_type": [r[1] for r in rows],
+                    "split_ratio": pa.array([r[2] for r in rows], pa.float64()),
+                    "cash_amount": pa.array([r[3] for r in rows], pa.float64()),
+                    "currency": ["USD"] * len(rows),
+                }
+            )
+            dm.lake.write_actions("synthetic", symbols[index], actions)
     result = run_build(paths, quiet=True)
     assert result.ok, (result.error or "") + result.output[-3000:]
     spark_dir = paths.root / ".dbt" / "spark"
@@ -101,6 +142,21 @@ def test_spark_and_duckdb_build_the_same_rows(engines, model):
             ).fetchone()[0]
             == 2
         )
+    if model == "int_corporate_actions_checked":  # every path of the checks ran
+        covered = con.execute(
+            "select count(*) filter (where action_type = 'split' and is_valid) >= 4, "
+            "count(*) filter (where action_type = 'dividend' and is_valid) >= 2, "
+            "count(distinct invalid_reason) = 2, "
+            "count(*) filter (where action_type = 'dividend' and same_day_split_ratio = 2) = 1, "
+            "count(*) filter (where ex_open is null) = 1, "
+            "count(*) filter (where has_jump_mismatch) >= 1 "
+            "from duckdb_rows"
+        ).fetchone()
+        assert all(covered), covered
+    if model == "int_adjustment_factors_computed":  # above 1, and below 1e-3
+        assert con.execute(
+            "select max(split_factor) > 1 and min(split_factor) < 1e-3 from duckdb_rows"
+        ).fetchone()[0]
     n_spark, n_duck = (
         con.execute(f"select count(*) from {v}").fetchone()[0]
         for v in ("spark_rows", "duckdb_rows")

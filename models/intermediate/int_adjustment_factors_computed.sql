@@ -1,10 +1,16 @@
+{{ config(tags=['portable']) }}
 {#- Backward adjustment factors (DESIGN §4), base = latest date, as segments of constant
     factor per symbol: rows with valid_from <= date < valid_to get
         split_factor    = product over splits    e >= valid_to of 1 / ratio_e
         dividend_factor = product over dividends e >= valid_to of (1 - D_e / close_prev(e))
     so an action on day e adjusts the rows strictly before e. The last segment of a
     symbol (from its latest ex-date on) has both factors 1. adjustment_version hashes a
-    symbol's segments: when it changes, the symbol's whole history is restated. -#}
+    symbol's segments: when it changes, the symbol's whole history is restated. It is the
+    md5 of DuckDB's text of each segment's valid_from and factors, which Spark spells
+    alike: the engines agree on it when they compute the same factors to the bit (Spark
+    multiplies in ex-date order; DuckDB too over at most 31 ex-dates of a symbol, beyond
+    which its window product may round differently). Each engine only ever compares it
+    with the versions it recorded itself. -#}
 with
 
 valid_actions as (
@@ -25,8 +31,8 @@ steps_per_ex_date as (
     select
         symbol,
         ex_date,
-        product(case when action_type = 'split' then adjustment_step else 1.0 end) as split_step,
-        product(case when action_type = 'dividend' then adjustment_step else 1.0 end) as dividend_step,
+        {{ product_of("case when action_type = 'split' then adjustment_step else 1.0 end") }} as split_step,
+        {{ product_of("case when action_type = 'dividend' then adjustment_step else 1.0 end") }} as dividend_step,
         bool_or(has_jump_mismatch) as has_jump_mismatch
     from valid_actions
     group by symbol, ex_date
@@ -41,8 +47,8 @@ factors_cumulated as (
         has_jump_mismatch,
         lag(ex_date) over (partition by symbol order by ex_date) as previous_ex_date,
         lag(has_jump_mismatch) over (partition by symbol order by ex_date) as previous_has_jump_mismatch,
-        product(split_step) over later_or_same_ex_dates as split_factor,
-        product(dividend_step) over later_or_same_ex_dates as dividend_factor
+        {{ product_of('split_step', over='later_or_same_ex_dates') }} as split_factor,
+        {{ product_of('dividend_step', over='later_or_same_ex_dates') }} as dividend_factor
     from steps_per_ex_date
     window later_or_same_ex_dates as (
         partition by symbol
@@ -71,9 +77,9 @@ latest_segments as (
         symbol,
         max(ex_date) as valid_from,
         date '9999-12-31' as valid_to,
-        1.0::double as split_factor,
-        1.0::double as dividend_factor,
-        arg_max(has_jump_mismatch, ex_date) as starts_with_jump_mismatch
+        cast(1.0 as double) as split_factor,
+        cast(1.0 as double) as dividend_factor,
+        max_by(has_jump_mismatch, ex_date) as starts_with_jump_mismatch
     from factors_cumulated
     group by symbol
 
@@ -87,6 +93,18 @@ segments as (
 
 ),
 
+segments_described as (
+
+    {#- the text adjustment_version hashes: DuckDB's spelling of the date and factors -#}
+    select
+        *,
+        cast(valid_from as {{ type_name('varchar') }})
+        || ':' || {{ double_text('split_factor') }}
+        || ':' || {{ double_text('dividend_factor') }} as segment_text
+    from segments
+
+),
+
 segments_versioned as (
 
     select
@@ -94,17 +112,14 @@ segments_versioned as (
         row_number() over (partition by symbol order by valid_from) as segment_number,
         valid_from,
         valid_to,
-        valid_from::timestamptz as valid_from_at,
+        cast(valid_from as {{ type_name('timestamptz') }}) as valid_from_at,
         split_factor,
         dividend_factor,
         starts_with_jump_mismatch,
         md5(
-            string_agg(
-                valid_from::varchar || ':' || split_factor::varchar || ':' || dividend_factor::varchar,
-                ';' order by valid_from
-            ) over (partition by symbol)
+            {{ string_agg_ordered('segment_text', ';', 'valid_from') }} over (partition by symbol)
         ) as adjustment_version
-    from segments
+    from segments_described
 
 )
 

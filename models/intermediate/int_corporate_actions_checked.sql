@@ -1,3 +1,4 @@
+{{ config(tags=['portable']) }}
 {#- Corporate actions, one per (symbol, ex_date, action_type) across sources, typed and
     checked: an invalid action (non-positive ratio or cash, a dividend not below the
     previous close, no previous close) is kept with its reason and never applied; a valid
@@ -32,40 +33,33 @@ daily_prices as (
 
 actions_deduplicated as (
 
-    select *
-    from actions
-    qualify row_number() over (
-            partition by symbol, ex_date, action_type
-            order by {{ source_rank('source') }}, source
-        ) = 1
+    select
+        source,
+        symbol,
+        ex_date,
+        action_type,
+        split_ratio,
+        cash_amount,
+        currency,
+        ingested_at
+    from (
+        select
+            *,
+            row_number() over (
+                partition by symbol, ex_date, action_type
+                order by {{ source_rank('source') }}, source
+            ) as action_rank
+        from actions
+    ) as ranked
+    where action_rank = 1
 
 ),
 
-actions_with_previous_close as (
+actions_with_sessions as (
 
-    select
-        actions_deduplicated.*,
-        previous_session.session_date as previous_session_date,
-        previous_session.close as previous_close
-    from actions_deduplicated
-    asof left join daily_prices as previous_session
-        on
-            actions_deduplicated.symbol = previous_session.symbol
-            and actions_deduplicated.ex_date > previous_session.session_date
-
-),
-
-actions_with_ex_open as (
-
-    select
-        actions_with_previous_close.*,
-        ex_session.session_date as ex_session_date,
-        ex_session.open as ex_open
-    from actions_with_previous_close
-    asof left join daily_prices as ex_session
-        on
-            actions_with_previous_close.symbol = ex_session.symbol
-            and actions_with_previous_close.ex_date <= ex_session.session_date
+    {#- previous_session_date, previous_close: the last session before the ex-date;
+        ex_session_date, ex_open: the first session on or after it (ASOF joins on DuckDB) -#}
+    {{ with_sessions_around_ex_date('actions_deduplicated', 'daily_prices') }}
 
 ),
 
@@ -76,12 +70,14 @@ actions_with_same_day_split as (
     select
         *,
         coalesce(
-            product(split_ratio) filter (
-                where action_type = 'split' and split_ratio > 0
-            ) over (partition by symbol, ex_date),
+            {{ product_of(
+                'split_ratio',
+                where="action_type = 'split' and split_ratio > 0",
+                over='(partition by symbol, ex_date)'
+            ) }},
             1.0
         ) as same_day_split_ratio
-    from actions_with_ex_open
+    from actions_with_sessions
 
 ),
 

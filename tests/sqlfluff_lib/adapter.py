@@ -19,6 +19,26 @@ _STAND_INS: dict[str, Callable[..., Any]] = {
     "utc_date": lambda ts: f"({ts})::date",
     "multi_source_series": lambda: [],
     "symbols_without_daily_bars": lambda: [],
+    "product_of": lambda expr, where=None, over=None: (
+        f"product({expr})"
+        + (f" filter (where {where})" if where else "")
+        + (f" over {over}" if over else "")
+    ),
+    "string_agg_ordered": lambda expr, separator, order_by: (
+        f"string_agg({expr}, '{separator}' order by {order_by})"
+    ),
+    "double_text": lambda x: f"{x}::varchar",
+    "with_sessions_around_ex_date": lambda actions, sessions: (
+        f"select {actions}.*, previous_session.session_date as previous_session_date,"
+        " previous_session.close as previous_close,"
+        " ex_session.session_date as ex_session_date, ex_session.open as ex_open"
+        f" from {actions}"
+        f" asof left join {sessions} as previous_session"
+        f" on {actions}.symbol = previous_session.symbol"
+        f" and {actions}.ex_date > previous_session.session_date"
+        f" asof left join {sessions} as ex_session"
+        f" on {actions}.symbol = ex_session.symbol and {actions}.ex_date <= ex_session.session_date"
+    ),
 }
 
 

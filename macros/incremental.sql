@@ -32,6 +32,7 @@
 
 
 {% macro open_change_log(model_relation) -%}
+    {%- if target.type != 'duckdb' -%}{{ return('') }}{%- endif -%}
     {%- set log = changes_relation(model_relation) -%}
     create table if not exists {{ log }} (
         log_id varchar,
@@ -53,6 +54,7 @@
 
 
 {% macro record_adjustment_versions(model_relation) -%}
+    {%- if target.type != 'duckdb' -%}{{ return('') }}{%- endif -%}
     create or replace table {{ versions_relation(model_relation) }} as
     select symbol, adjustment_version
     from {{ ref('int_adjustment_factors_computed') }}
@@ -346,6 +348,7 @@
     the values the previous build tested (OHLC, factors, keys), except for the rebuilt
     symbols, tested in full. The tests' `where` config calls this macro. -#}
 {% macro record_test_scope(model_relation) -%}
+    {%- if target.type != 'duckdb' -%}{{ return('') }}{%- endif -%}
     {%- set scope = 'true' -%}
     {%- if execute and is_incremental() -%}
         {%- set plan = incremental_plan(model_relation) -%}

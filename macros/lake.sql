@@ -254,7 +254,18 @@
 {#- days since 1970-01-01 of a timestamp's UTC date, in integer arithmetic (a floor
     division: DuckDB's // truncates toward zero) -#}
 {% macro utc_day_number(ts) -%}
+    {{ return(adapter.dispatch('utc_day_number', 'duckmarket')(ts)) }}
+{%- endmacro %}
+
+
+{% macro duckdb__utc_day_number(ts) -%}
     ((epoch_us({{ ts }}) - ((epoch_us({{ ts }}) % 86400000000) + 86400000000) % 86400000000) // 86400000000)
+{%- endmacro %}
+
+
+{#- the session time zone is UTC (profiles.yml), so to_date gives the UTC date -#}
+{% macro spark__utc_day_number(ts) -%}
+    cast(unix_date(to_date({{ ts }})) as bigint)
 {%- endmacro %}
 
 

@@ -39,6 +39,7 @@ PORTABLE = {
     "int_daily_prices_collected": ("intermediate", ["symbol", "session_date"]),
     "int_corporate_actions_checked": ("intermediate", ["symbol", "ex_date", "action_type"]),
     "int_adjustment_factors_computed": ("intermediate", ["symbol", "segment_number"]),
+    "bars_adjusted": ("main", ["symbol", "timeframe", "ts"]),
 }
 
 #: actions added to the synthetic ones (dividends only, here), by symbol index:
@@ -117,7 +118,9 @@ def test_the_portable_models_are_the_tagged_ones():
 
     tagged = set()
     for sql in (REPO / "models").rglob("*.sql"):
-        if "tags=['portable']" in sql.read_text().split("\n", 1)[0]:
+        text = sql.read_text()
+        config = text[: text.find("}}")] if text.startswith("{{") else ""
+        if "tags=['portable']" in config:
             tagged.add(sql.stem)
     assert tagged == set(PORTABLE), json.dumps(sorted(tagged))
 
@@ -156,6 +159,15 @@ def test_spark_and_duckdb_build_the_same_rows(engines, model):
     if model == "int_adjustment_factors_computed":  # above 1, and below 1e-3
         assert con.execute(
             "select max(split_factor) > 1 and min(split_factor) < 1e-3 from duckdb_rows"
+        ).fetchone()[0]
+    if model == "bars_adjusted":  # both factors applied, and the screen and checks ran
+        assert con.execute(
+            "select count(*) filter (where split_factor != 1) > 0 "
+            "and count(*) filter (where dividend_factor < 1) > 0 "
+            "and count(*) filter (where timeframe = '1m') > 0 "
+            "and count(*) filter (where outlier_score > 0) > 0 "
+            "and count(*) filter (where quality_mask != 0) > 0 "
+            "from duckdb_rows"
         ).fetchone()[0]
     n_spark, n_duck = (
         con.execute(f"select count(*) from {v}").fetchone()[0]

@@ -39,6 +39,14 @@ _STAND_INS: dict[str, Callable[..., Any]] = {
         f" asof left join {sessions} as ex_session"
         f" on {actions}.symbol = ex_session.symbol and {actions}.ex_date <= ex_session.session_date"
     ),
+    "utc_day_number": lambda ts: f"(epoch_us({ts}) // 86400000000)",
+    "epoch_microseconds": lambda ts: f"epoch_us({ts})",
+    "days_since_epoch": lambda day: f"({day} - date '1970-01-01')::bigint",
+    "each_integer": lambda first, stop: f"unnest(range({first}, {stop}))",
+    "text_list_without_nulls": lambda items: (
+        "list_filter([" + ", ".join(items) + "], flag -> flag is not null)"
+    ),
+    "empty_text_list": lambda: "[]::varchar[]",
 }
 
 

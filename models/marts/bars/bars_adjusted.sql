@@ -1,6 +1,8 @@
 {{
     config(
-        materialized='incremental',
+        tags=['portable'],
+        materialized='incremental' if target.type == 'duckdb' else 'table',
+        contract={'enforced': target.type == 'duckdb'},
         incremental_strategy='replace_range',
         unique_key=['symbol', 'timeframe'],
         range_column='ts',
@@ -16,8 +18,27 @@
     and adjusted prices (DESIGN §4), with quality flags: suspect rows are flagged, never
     dropped. Incremental: new lake rows (by ingested_at) are rebuilt from a few bars before
     them (the outlier screen's reach); a symbol whose adjustment factors changed is rebuilt
-    entirely. -#}
+    entirely. On Spark (tag `portable`) it is a table, built in full, without the contract
+    (its data types in _bars__models.yml are DuckDB's) or the hooks. -#}
 {% set half_window = var('outlier_half_window') | int %}
+{% set bar_columns = [
+    'symbol', 'source', 'timeframe', 'period', 'ts', 'open', 'high', 'low', 'close', 'volume',
+    'is_final', 'ingested_at',
+] %}
+{#- quality_mask's bits and the names quality_flags lists them by -#}
+{% set flag_cases = [] %}
+{% for bit, flag in [
+    (1, 'non_positive_price'), (2, 'high_below_open_close'), (4, 'low_above_open_close'),
+    (8, 'negative_volume'), (16, 'missing_value'), (32, 'misaligned_ts'),
+    (64, 'action_jump_mismatch'), (128, 'outlier'),
+] %}
+{% do flag_cases.append("case when quality_mask & " ~ bit ~ " != 0 then '" ~ flag ~ "' end") %}
+{% endfor %}
+{% set adjusted_columns = bar_columns + [
+    'split_factor', 'dividend_factor', 'is_on_mismatched_ex_date',
+    'open_split_adj', 'high_split_adj', 'low_split_adj', 'close_split_adj', 'volume_split_adj',
+    'open_adj', 'high_adj', 'low_adj', 'close_adj', 'volume_adj',
+] %}
 {#- a bar's score reads the returns k bars either side of it and the next bar's close -#}
 {% set plan = bar_mart_plan(this, lookback_rows=half_window + 1) %}
 
@@ -48,10 +69,9 @@ factor_segments as (
 
     select
         symbol,
-        (valid_from - date '1970-01-01')::bigint as valid_from_day,
-        (
-            lead(valid_from) over (partition by symbol order by valid_from) - date '1970-01-01'
-        )::bigint as valid_to_day,
+        {{ days_since_epoch('valid_from') }} as valid_from_day,
+        {{ days_since_epoch('lead(valid_from) over (partition by symbol order by valid_from)') }}
+            as valid_to_day,
         split_factor,
         dividend_factor,
         starts_with_jump_mismatch
@@ -81,7 +101,7 @@ segment_days as (
 
     select
         *,
-        unnest(range(from_day, to_day)) as day_number
+        {{ each_integer('from_day', 'to_day') }} as day_number
     from segment_day_ranges
 
 ),
@@ -102,18 +122,9 @@ factor_days as (
 bars_joined_to_factors as (
 
     select
-        bars.symbol,
-        bars.source,
-        bars.timeframe,
-        bars.period,
-        bars.ts,
-        bars.open,
-        bars.high,
-        bars.low,
-        bars.close,
-        bars.volume,
-        bars.is_final,
-        bars.ingested_at,
+        {%- for column in bar_columns %}
+        bars.{{ column }},
+        {%- endfor %}
         coalesce(factor_days.split_factor, 1.0) as split_factor,
         coalesce(factor_days.dividend_factor, 1.0) as dividend_factor,
         coalesce(factor_days.is_on_mismatched_ex_date, false) as is_on_mismatched_ex_date
@@ -125,41 +136,41 @@ bars_joined_to_factors as (
 
 ),
 
+{# Adjusted prices are stored bit-rounded (macros/bit_round.sql: relative error under
+   1e-11) except where no action adjusts the bar, where they equal the raw prices exactly.
+   Everything below (returns, the screen) reads the rounded, published values. #}
 bars_adjusted as (
 
     select
         *,
-        open * split_factor as open_split_adj,
-        high * split_factor as high_split_adj,
-        low * split_factor as low_split_adj,
-        close * split_factor as close_split_adj,
+        {%- for price in ['open', 'high', 'low', 'close'] %}
+        {{ price }} * split_factor as {{ price }}_split_adj_unrounded,
+        {{ price }} * split_factor * dividend_factor as {{ price }}_adj_unrounded,
+        {%- endfor %}
         volume / split_factor as volume_split_adj,
-        open * split_factor * dividend_factor as open_adj,
-        high * split_factor * dividend_factor as high_adj,
-        low * split_factor * dividend_factor as low_adj,
-        close * split_factor * dividend_factor as close_adj,
         volume / split_factor as volume_adj
     from bars_joined_to_factors
 
 ),
 
-{# Adjusted prices are stored bit-rounded (macros/bit_round.sql: relative error under
-   1e-11) except where no action adjusts the bar, where they equal the raw prices exactly.
-   Everything below (returns, the screen) reads the rounded, published values. #}
 bars_adjusted_rounded as (
 
     select
-        * replace (
-            {%- for price in ['open', 'high', 'low', 'close'] %}
-            case
-                when split_factor = 1 then {{ price }} else {{ bit_round(price ~ '_split_adj') }}
-            end as {{ price }}_split_adj,
-            case
-                when split_factor = 1 and dividend_factor = 1 then {{ price }}
-                else {{ bit_round(price ~ '_adj') }}
-            end as {{ price }}_adj{{ ',' if not loop.last }}
-            {%- endfor %}
-        )
+        {{ bar_columns | join(',\n        ') }},
+        split_factor,
+        dividend_factor,
+        is_on_mismatched_ex_date,
+        {%- for price in ['open', 'high', 'low', 'close'] %}
+        case
+            when split_factor = 1 then {{ price }} else {{ bit_round(price ~ '_split_adj_unrounded') }}
+        end as {{ price }}_split_adj,
+        case
+            when split_factor = 1 and dividend_factor = 1 then {{ price }}
+            else {{ bit_round(price ~ '_adj_unrounded') }}
+        end as {{ price }}_adj,
+        {%- endfor %}
+        volume_split_adj,
+        volume_adj
     from bars_adjusted
 
 ),
@@ -218,10 +229,9 @@ outlier_scores as (
 screen_rounded as (
 
     select
-        * replace (
-            {{ bit_round('log_return') }} as log_return,
-            {{ bit_round('outlier_score') }} as outlier_score
-        )
+        {{ adjusted_columns | join(',\n        ') }},
+        {{ bit_round('log_return') }} as log_return,
+        {{ bit_round('outlier_score') }} as outlier_score
     from outlier_scores
 
 ),
@@ -230,7 +240,7 @@ quality_checked as (
 
     select
         *,
-        (
+        cast((
             case when coalesce(least(open, high, low, close) <= 0, false) then 1 else 0 end
             + case when high < greatest(open, close) then 2 else 0 end
             + case when low > least(open, close) then 4 else 0 end
@@ -243,13 +253,13 @@ quality_checked as (
                 else 0
             end
             + case
-                when timeframe in ('1d', '1w') and epoch_us(ts) % 86400000000 != 0 then 32
-                when epoch_us(ts) % 60000000 != 0 then 32
+                when timeframe in ('1d', '1w') and {{ epoch_microseconds('ts') }} % 86400000000 != 0 then 32
+                when {{ epoch_microseconds('ts') }} % 60000000 != 0 then 32
                 else 0
             end
             + case when is_on_mismatched_ex_date then 64 else 0 end
             + case when outlier_score > {{ var('outlier_threshold') }} then 128 else 0 end
-        )::utinyint as quality_mask
+        ) as {{ type_name('utinyint') }}) as quality_mask
     from screen_rounded
 
 ),
@@ -287,20 +297,8 @@ flagged as (
         quality_mask != 0 as is_suspect,
         quality_mask,
         case
-            when quality_mask = 0 then []::varchar[]
-            else list_filter(
-                    [
-                        case when quality_mask & 1 != 0 then 'non_positive_price' end,
-                        case when quality_mask & 2 != 0 then 'high_below_open_close' end,
-                        case when quality_mask & 4 != 0 then 'low_above_open_close' end,
-                        case when quality_mask & 8 != 0 then 'negative_volume' end,
-                        case when quality_mask & 16 != 0 then 'missing_value' end,
-                        case when quality_mask & 32 != 0 then 'misaligned_ts' end,
-                        case when quality_mask & 64 != 0 then 'action_jump_mismatch' end,
-                        case when quality_mask & 128 != 0 then 'outlier' end
-                    ],
-                    flag -> flag is not null
-                )
+            when quality_mask = 0 then {{ empty_text_list() }}
+            else {{ text_list_without_nulls(flag_cases) }}
         end as quality_flags,
         ingested_at
     from quality_checked

@@ -41,6 +41,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_warehouse.py
 	$(BIN)/python benchmarks/bench_research.py
 	$(BIN)/python benchmarks/bench_server.py
+	$(BIN)/python benchmarks/bench_spark.py
 
 clean-data:
 	rm -rf $(DATA)/lake $(DATA)/marts $(DATA)/export $(DATA)/warehouse.duckdb*

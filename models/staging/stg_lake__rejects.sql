@@ -1,3 +1,4 @@
+{{ config(tags=['portable']) }}
 with
 
 source as (
@@ -9,14 +10,14 @@ source as (
 renamed as (
 
     select
-        dataset::varchar as dataset,
-        source::varchar as source,
-        symbol::varchar as symbol,
-        timeframe::varchar as timeframe,
-        key::varchar as row_key,
-        reason::varchar as reason,
-        row::varchar as row_json,
-        rejected_at::timestamptz as rejected_at
+        cast(dataset as {{ type_name('varchar') }}) as dataset,
+        cast(source as {{ type_name('varchar') }}) as source,
+        cast(symbol as {{ type_name('varchar') }}) as symbol,
+        cast(timeframe as {{ type_name('varchar') }}) as timeframe,
+        cast(key as {{ type_name('varchar') }}) as row_key,
+        cast(reason as {{ type_name('varchar') }}) as reason,
+        cast(row as {{ type_name('varchar') }}) as row_json,
+        cast(rejected_at as {{ type_name('timestamptz') }}) as rejected_at
     from source
 
 )

@@ -47,6 +47,11 @@ _STAND_INS: dict[str, Callable[..., Any]] = {
         "list_filter([" + ", ".join(items) + "], flag -> flag is not null)"
     ),
     "empty_text_list": lambda: "[]::varchar[]",
+    "timestamp_text": lambda ts: f"{ts}::varchar",
+    "each_element": lambda column: f"unnest({column})",
+    "json_object": lambda columns: (
+        "to_json({" + ", ".join(f"{c}: {c}" for c in columns) + "})::varchar"
+    ),
 }
 
 

@@ -1,3 +1,4 @@
+{{ config(tags=['portable'], contract={'enforced': target.type == 'duckdb'}) }}
 {#- Corporate actions as applied: one per (symbol, ex_date, action_type), with the
     previous session's close, the adjustment step, validity and the ex-date jump check. -#}
 with

@@ -1,3 +1,4 @@
+{{ config(tags=['portable'], contract={'enforced': target.type == 'duckdb'}) }}
 {#- Every row that failed a check, with its reason: bars flagged in bars_adjusted (they
     stay there, flagged), rows the ingest writer refused (never in the lake), and
     corporate actions that are invalid or whose ex-date jump disagrees with the bars. -#}
@@ -66,11 +67,9 @@ suspect_bar_reasons as (
         symbol,
         timeframe,
         ts,
-        ts::varchar as row_key,
-        unnest(quality_flags) as reason,
-        to_json({
-            open: open, high: high, low: low, close: close, volume: volume, log_return: log_return
-        })::varchar as row_json
+        {{ timestamp_text('ts') }} as row_key,
+        {{ each_element('quality_flags') }} as reason,
+        {{ json_object(['open', 'high', 'low', 'close', 'volume', 'log_return']) }} as row_json
     from suspect_bars
 
 ),
@@ -83,7 +82,7 @@ rejected_rows as (
         source,
         symbol,
         timeframe,
-        try_cast(row_key as timestamptz) as ts,
+        try_cast(row_key as {{ type_name('timestamptz') }}) as ts,
         row_key,
         reason,
         row_json
@@ -98,15 +97,14 @@ action_reasons as (
         case when invalid_reason is null then 'applied_and_flagged' else 'not_applied' end as disposition,
         source,
         symbol,
-        null::varchar as timeframe,
-        ex_date::timestamptz as ts,
-        ex_date::varchar || '/' || action_type as row_key,
+        cast(null as {{ type_name('varchar') }}) as timeframe,
+        cast(ex_date as {{ type_name('timestamptz') }}) as ts,
+        cast(ex_date as {{ type_name('varchar') }}) || '/' || action_type as row_key,
         coalesce(invalid_reason, 'ex_date_jump_mismatch') as reason,
-        to_json({
-            action_type: action_type, split_ratio: split_ratio, cash_amount: cash_amount,
-            previous_close: previous_close, ex_open: ex_open,
-            expected_jump: expected_jump, observed_jump: observed_jump
-        })::varchar as row_json
+        {{ json_object([
+            'action_type', 'split_ratio', 'cash_amount', 'previous_close', 'ex_open',
+            'expected_jump', 'observed_jump',
+        ]) }} as row_json
     from actions
 
 ),

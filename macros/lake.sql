@@ -269,6 +269,7 @@
 {%- endmacro %}
 
 
+{#- 00:00 UTC of a DATE -#}
 {% macro date_to_utc(day) -%}
-    make_timestamptz(({{ day }} - date '1970-01-01')::bigint * 86400000000)
+    {{ timestamp_from_microseconds(days_since_epoch(day) ~ ' * 86400000000') }}
 {%- endmacro %}

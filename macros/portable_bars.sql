@@ -1,6 +1,7 @@
 {#- What the bar marts need spelled per engine (see macros/portable.sql for the others):
-    microseconds since the epoch, a date as a day number, a row per day of a range, and a
-    text list without its NULLs. -#}
+    microseconds and seconds since the epoch and back, a date as a day number, integer
+    division, a row per integer or per day of a range, a text list without its NULLs, and
+    a group's first and last value in an order and any one of its values. -#}
 
 {#- microseconds since 1970-01-01 UTC of a timestamp (an instant on both engines) -#}
 {% macro epoch_microseconds(ts) -%}
@@ -85,4 +86,110 @@
 
 {% macro spark__empty_text_list() -%}
     cast(array() as array<string>)
+{%- endmacro %}
+
+
+{#- integer division truncating toward zero (DuckDB's //, Spark's div); a dividend that is
+    a sum goes in parentheses -#}
+{% macro integer_divide(dividend, divisor) -%}
+    {{ return(adapter.dispatch('integer_divide', 'duckmarket')(dividend, divisor)) }}
+{%- endmacro %}
+
+{% macro duckdb__integer_divide(dividend, divisor) -%}
+    ({{ dividend }} // {{ divisor }})
+{%- endmacro %}
+
+{% macro spark__integer_divide(dividend, divisor) -%}
+    ({{ dividend }} div {{ divisor }})
+{%- endmacro %}
+
+
+{#- seconds since 1970-01-01 UTC of a timestamp: DuckDB's epoch() is a DOUBLE with the
+    microseconds as a fraction, Spark's unix_seconds() a BIGINT of whole seconds; the same
+    for the whole-second instants of sessions and buckets -#}
+{% macro epoch_seconds(ts) -%}
+    {{ return(adapter.dispatch('epoch_seconds', 'duckmarket')(ts)) }}
+{%- endmacro %}
+
+{% macro duckdb__epoch_seconds(ts) -%}
+    epoch({{ ts }})
+{%- endmacro %}
+
+{% macro spark__epoch_seconds(ts) -%}
+    unix_seconds({{ ts }})
+{%- endmacro %}
+
+
+{#- the instant `us` microseconds after 1970-01-01 UTC (a BIGINT expression) -#}
+{% macro timestamp_from_microseconds(us) -%}
+    {{ return(adapter.dispatch('timestamp_from_microseconds', 'duckmarket')(us)) }}
+{%- endmacro %}
+
+{% macro duckdb__timestamp_from_microseconds(us) -%}
+    make_timestamptz({{ us }})
+{%- endmacro %}
+
+{% macro spark__timestamp_from_microseconds(us) -%}
+    timestamp_micros({{ us }})
+{%- endmacro %}
+
+
+{#- An aggregate: `value` of the row with the smallest (first_by) or largest (last_by)
+    `ordering` among the rows whose value is not NULL, as DuckDB's arg_min and arg_max;
+    Spark's min_by and max_by would return a NULL value when its row has the extreme
+    ordering, so its rows with a NULL value get no ordering. -#}
+{% macro first_by(value, ordering) -%}
+    {{ return(adapter.dispatch('first_by', 'duckmarket')(value, ordering)) }}
+{%- endmacro %}
+
+{% macro duckdb__first_by(value, ordering) -%}
+    arg_min({{ value }}, {{ ordering }})
+{%- endmacro %}
+
+{% macro spark__first_by(value, ordering) -%}
+    min_by({{ value }}, case when {{ value }} is not null then {{ ordering }} end)
+{%- endmacro %}
+
+
+{% macro last_by(value, ordering) -%}
+    {{ return(adapter.dispatch('last_by', 'duckmarket')(value, ordering)) }}
+{%- endmacro %}
+
+{% macro duckdb__last_by(value, ordering) -%}
+    arg_max({{ value }}, {{ ordering }})
+{%- endmacro %}
+
+{% macro spark__last_by(value, ordering) -%}
+    max_by({{ value }}, case when {{ value }} is not null then {{ ordering }} end)
+{%- endmacro %}
+
+
+{#- a FROM item: one row per day from the timestamp `first` to the timestamp `last`, both
+    included, as `alias` (`column`); `last` must not precede `first` (Spark's sequence()
+    would count down) -#}
+{% macro each_day_from(first, last, alias, column) -%}
+    {{ return(adapter.dispatch('each_day_from', 'duckmarket')(first, last, alias, column)) }}
+{%- endmacro %}
+
+{% macro duckdb__each_day_from(first, last, alias, column) -%}
+    generate_series({{ first }}, {{ last }}, interval 1 day) as {{ alias }} ({{ column }})
+{%- endmacro %}
+
+{% macro spark__each_day_from(first, last, alias, column) -%}
+    (select explode(sequence({{ first }}, {{ last }}, interval 1 day)) as {{ column }}) as {{ alias }}
+{%- endmacro %}
+
+
+{#- An aggregate: any one of the group's non-NULL values of `value` (DuckDB's any_value
+    skips NULLs, Spark's only when asked to) -#}
+{% macro any_non_null(value) -%}
+    {{ return(adapter.dispatch('any_non_null', 'duckmarket')(value)) }}
+{%- endmacro %}
+
+{% macro duckdb__any_non_null(value) -%}
+    any_value({{ value }})
+{%- endmacro %}
+
+{% macro spark__any_non_null(value) -%}
+    any_value({{ value }}, true)
 {%- endmacro %}

@@ -17,43 +17,45 @@
     {%- set minutes = timeframe_minutes(timeframe) -%}
     {%- set width_us = minutes * 60 * 1000000 -%}
     {#- buckets are integers (epoch microseconds of the bucket start), computed with integer
-        arithmetic (floor division written out: DuckDB's // truncates toward zero) -#}
+        arithmetic (floor division written out: integer_divide truncates toward zero) -#}
+    {%- set ts_us = epoch_microseconds('ts') -%}
     {%- if timeframe == '1d' -%}
-        {%- set bucket_us = "(session_date - date '1970-01-01')::bigint * 86400000000" -%}
+        {%- set bucket_us = days_since_epoch('session_date') ~ " * 86400000000" -%}
     {%- elif timeframe == '1w' -%}
-        {%- set bucket_us = "(date_trunc('week', session_date)::date - date '1970-01-01')::bigint * 86400000000" -%}
+        {%- set bucket_us = days_since_epoch("date_trunc('week', session_date)::date") ~ " * 86400000000" -%}
     {%- elif sessions -%}
-        {%- set anchor = "coalesce(epoch_us(session_open_at), (epoch_us(ts) // 86400000000) * 86400000000)" -%}
-        {%- set offset = "(epoch_us(ts) - " ~ anchor ~ ")" -%}
+        {%- set anchor = "coalesce(" ~ epoch_microseconds('session_open_at') ~ ", "
+            ~ integer_divide(ts_us, 86400000000) ~ " * 86400000000)" -%}
+        {%- set offset = "(" ~ ts_us ~ " - " ~ anchor ~ ")" -%}
         {%- set bucket_us = "(" ~ anchor ~ " + " ~ offset ~ " - ((" ~ offset ~ " % " ~ width_us ~ ") + "
             ~ width_us ~ ") % " ~ width_us ~ ")" -%}
     {%- else -%}
-        {%- set bucket_us = "((epoch_us(ts) // " ~ width_us ~ ") * " ~ width_us ~ ")" -%}
+        {%- set bucket_us = "(" ~ integer_divide(ts_us, width_us) ~ " * " ~ width_us ~ ")" -%}
     {%- endif -%}
-    {%- set bucket = "make_timestamptz(" ~ bucket_us ~ ")" -%}
+    {%- set bucket = timestamp_from_microseconds(bucket_us) -%}
     select
         symbol,
         '{{ timeframe }}' as timeframe,
         {{ bucket }} as ts,
         {%- if sessions %}
             {%- if timeframe == '1w' %}
-                any_value(calendar) as calendar,
+                {{ any_non_null('calendar') }} as calendar,
                 min(session_date) as session_date,
                 min(session_open_at) as session_open_at,
                 max(session_close_at) as session_close_at,
             {%- else %}
-                any_value(calendar) as calendar,
-                any_value(session_date) as session_date,
-                any_value(session_open_at) as session_open_at,
-                any_value(session_close_at) as session_close_at,
+                {{ any_non_null('calendar') }} as calendar,
+                {{ any_non_null('session_date') }} as session_date,
+                {{ any_non_null('session_open_at') }} as session_open_at,
+                {{ any_non_null('session_close_at') }} as session_close_at,
             {%- endif %}
         {%- endif %}
-        any_value(source) as source,
+        {{ any_non_null('source') }} as source,
         {%- for s in suffixes %}
-            arg_min(open{{ s }}, {{ order_by }}) as open{{ s }},
+            {{ first_by('open' ~ s, order_by) }} as open{{ s }},
             max(high{{ s }}) as high{{ s }},
             min(low{{ s }}) as low{{ s }},
-            arg_max(close{{ s }}, {{ order_by }}) as close{{ s }},
+            {{ last_by('close' ~ s, order_by) }} as close{{ s }},
             sum(volume{{ s }}) as volume{{ s }},
         {%- endfor %}
         {%- for c in carry %}
@@ -65,7 +67,7 @@
             null::bigint as expected_bar_count
         {%- else %}
             {{ expected_bar_count(bucket, timeframe, base_minutes,
-                'any_value(session_open_at)', 'any_value(session_close_at)') }} as expected_bar_count
+                any_non_null('session_open_at'), any_non_null('session_close_at')) }} as expected_bar_count
         {%- endif %}
     from {{ input }}
     group by
@@ -78,14 +80,15 @@
 {#- base bars a bucket starting at `bucket` can hold inside [open_at, close_at) -#}
 {% macro expected_bar_count(bucket, timeframe, base_minutes, open_at, close_at) -%}
     {%- if timeframe == '1d' -%}
-        (epoch({{ close_at }}) - epoch({{ open_at }}))::bigint // {{ base_minutes * 60 }}
+        {{ integer_divide(
+            '(' ~ epoch_seconds(close_at) ~ ' - ' ~ epoch_seconds(open_at) ~ ')::bigint', base_minutes * 60
+        ) }}
     {%- else -%}
-        greatest(
-            0,
-            (
-                least(epoch({{ bucket }}) + {{ timeframe_minutes(timeframe) * 60 }}, epoch({{ close_at }}))
-                - greatest(epoch({{ bucket }}), epoch({{ open_at }}))
-            )::bigint
-        ) // {{ base_minutes * 60 }}
+        {{ integer_divide(
+            'greatest(0, (least(' ~ epoch_seconds(bucket) ~ ' + ' ~ timeframe_minutes(timeframe) * 60 ~ ', '
+            ~ epoch_seconds(close_at) ~ ') - greatest(' ~ epoch_seconds(bucket) ~ ', '
+            ~ epoch_seconds(open_at) ~ '))::bigint)',
+            base_minutes * 60
+        ) }}
     {%- endif -%}
 {%- endmacro %}

@@ -3,7 +3,10 @@
 `spark` target), every portable model compared row by row: the same keys, values equal to
 1e-9 (relative, or absolute below 1). The lake holds two vendors for one daily series, a
 symbol with minute bars only, and corporate actions: dividends, splits (one on the day
-of a dividend, one reverse), actions the checks refuse and one after the last bar.
+of a dividend, one reverse), actions the checks refuse and one after the last bar; minute
+bars over four sessions, with a dividend and a split among them, and over a week of two
+24-hour symbols, one on the 24/7 calendar and one a second vendor calls forex (the FX
+calendar: 17:00 to 17:00 New York days, closed at the weekend).
 Each symbol has few ex-dates, so the engines' adjustment factors are equal to the bit and
 so is adjustment_version, their hash (beyond 31 ex-dates it may differ: README).
 
@@ -31,6 +34,9 @@ pytestmark = pytest.mark.slow
 
 START, END = datetime(2020, 1, 1, tzinfo=UTC), datetime(2022, 1, 1, tzinfo=UTC)
 MINUTES = (datetime(2021, 12, 20, tzinfo=UTC), datetime(2021, 12, 24, tzinfo=UTC))
+#: minute bars of the 24-hour symbols: Friday to Friday, so a weekend and two weeks
+CRYPTO, FOREX = "SYNC00/USD", "SYNC01/USD"
+ROUND_THE_CLOCK = (datetime(2021, 12, 17, tzinfo=UTC), datetime(2021, 12, 24, tzinfo=UTC))
 
 #: every model tagged `portable`, with its schema and key
 PORTABLE = {
@@ -47,6 +53,11 @@ PORTABLE = {
         "main",
         ["dataset", "source", "symbol", "timeframe", "ts", "reason", "row_key"],
     ),
+    "stg_lake__symbols": ("staging", ["source", "symbol"]),
+    "stg_lake__calendars": ("staging", ["calendar", "session_date"]),
+    "int_symbols_deduplicated": ("intermediate", ["symbol"]),
+    "int_sessions_unioned": ("intermediate", ["calendar", "session_date"]),
+    "bars_resampled": ("main", ["symbol", "timeframe", "ts"]),
 }
 
 #: actions added to the synthetic ones (dividends only, here), by symbol index:
@@ -95,6 +106,9 @@ def engines(tmp_path_factory):
         dm.ingest(symbols[:3], "1d", START, END, source="synthetic")
         dm.ingest(symbols[:1], "1d", START, END, source="csv")
         dm.ingest(symbols[1:], "1m", *MINUTES, source="synthetic")
+        dm.ingest([CRYPTO, FOREX], "1m", *ROUND_THE_CLOCK, source="synthetic")
+        # the second vendor calls one of them forex: it trades on the FX calendar
+        dm.lake.write_symbols("csv", {FOREX: {"asset_class": "fx"}})
         for index, rows in EXTRA_ACTIONS.items():
             actions = pa.table(
                 {
@@ -151,6 +165,7 @@ def test_spark_and_duckdb_build_the_same_rows(engines, model):
     schema, keys = PORTABLE[model]
     paths = engines
     con = duckdb.connect()
+    con.execute("set TimeZone = 'UTC'")  # the views' timestamp casts, as in the build
     con.execute(f"attach '{paths.warehouse}' as warehouse (read_only)")
     files = sorted((paths.root / ".spark" / "warehouse" / f"{schema}.db" / model).glob("*.parquet"))
     assert files, f"Spark wrote no files for {model}"
@@ -197,6 +212,32 @@ def test_spark_and_duckdb_build_the_same_rows(engines, model):
         assert kinds == ["applied_and_flagged", "flagged", "not_applied", "rejected_at_ingest"], (
             kinds
         )
+    if model == "int_sessions_unioned":  # exchange, FX and 24/7 sessions
+        assert con.execute("select count(distinct calendar) from duckdb_rows").fetchone()[0] == 3
+    if model == "bars_resampled":
+        covered = con.execute(
+            "select count(distinct timeframe) = 7, "
+            "count(*) filter (where is_partial) > 0, "
+            "count(*) filter (where not is_partial) > 0, "
+            # a week across the dividend and the split: its adjusted open and close carry
+            # different factors
+            "count(*) filter (where timeframe = '1w' "
+            "and abs(close_adj / close - open_adj / open) > 1e-6) > 0, "
+            # FX: the session opening at 22:00 UTC is the next day's
+            f"count(*) filter (where symbol = '{FOREX}' and timeframe = '4h' "
+            "and epoch_us(ts) % 86400000000 = 79200000000 "
+            "and datediff('day', date '1970-01-01', session_date) = epoch_us(ts) // 86400000000 + 1"
+            ") > 0, "
+            # FX weekend bars, outside any session: daily bars of their UTC date
+            f"count(*) filter (where symbol = '{FOREX}' and timeframe = '1d' "
+            "and expected_bar_count is null) > 0, "
+            # 24/7: whole UTC days
+            f"count(*) filter (where symbol = '{CRYPTO}' and timeframe = '1d' "
+            "and expected_bar_count = 1440) >= 6, "
+            "count(distinct ts) filter (where timeframe = '1w') >= 2 "
+            "from duckdb_rows"
+        ).fetchone()
+        assert all(covered), covered
     n_spark, n_duck = (
         con.execute(f"select count(*) from {v}").fetchone()[0]
         for v in ("spark_rows", "duckdb_rows")

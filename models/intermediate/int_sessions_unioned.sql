@@ -1,3 +1,4 @@
+{{ config(tags=['portable']) }}
 {#- Every session of every calendar the build knows: exchange and FX sessions written by
     warehouse/calendars.py, plus the 24/7 calendar (one session per UTC day) generated
     here. day_start_at and day_end_at bound the session's trading day (the bars that
@@ -24,15 +25,15 @@ continuous_days as (
     select
         '24/7' as calendar,
         generated.day::date as session_date,
-        generated.day::timestamptz as open_at,
-        (generated.day + interval 1 day)::timestamptz as close_at,
+        generated.day::{{ type_name('timestamptz') }} as open_at,
+        (generated.day + interval 1 day)::{{ type_name('timestamptz') }} as close_at,
         false as is_half_day,
-        generated.day::timestamptz as day_start_at,
-        (generated.day + interval 1 day)::timestamptz as day_end_at
+        generated.day::{{ type_name('timestamptz') }} as day_start_at,
+        (generated.day + interval 1 day)::{{ type_name('timestamptz') }} as day_end_at
     from
-        generate_series(
-            timestamp '2000-01-01', current_date::timestamp + interval 7 day, interval 1 day
-        ) as generated (day)
+        {{ each_day_from(
+            "timestamp '2000-01-01'", "current_date::timestamp + interval 7 day", 'generated', 'day'
+        ) }}
 
 ),
 
@@ -48,7 +49,9 @@ measured as (
 
     select
         *,
-        (epoch(close_at) - epoch(open_at))::bigint // 60 as session_minutes
+        {{ integer_divide(
+            '(' ~ epoch_seconds('close_at') ~ ' - ' ~ epoch_seconds('open_at') ~ ')::bigint', 60
+        ) }} as session_minutes
     from unioned
 
 )

@@ -1,3 +1,4 @@
+{{ config(tags=['portable']) }}
 {#- One row of metadata per symbol. The source first in var('source_precedence') wins,
     field by field: a field the preferred source left empty comes from the next source
     that has it. A symbol no source describes (a CSV import without --asset-class) still
@@ -26,13 +27,13 @@ fields_by_precedence as (
 
     select
         symbol,
-        arg_min(source, source_rank) as source,
-        arg_min(symbol_name, source_rank) filter (where symbol_name is not null) as symbol_name,
-        arg_min(asset_class, source_rank) filter (where asset_class is not null) as asset_class,
-        arg_min(exchange, source_rank) filter (where exchange is not null) as exchange,
-        arg_min(currency, source_rank) filter (where currency is not null) as currency,
-        arg_min(timezone, source_rank) filter (where timezone is not null) as timezone,
-        arg_min(calendar, source_rank) filter (where calendar is not null) as calendar
+        min_by(source, source_rank) as source,
+        min_by(symbol_name, source_rank) filter (where symbol_name is not null) as symbol_name,
+        min_by(asset_class, source_rank) filter (where asset_class is not null) as asset_class,
+        min_by(exchange, source_rank) filter (where exchange is not null) as exchange,
+        min_by(currency, source_rank) filter (where currency is not null) as currency,
+        min_by(timezone, source_rank) filter (where timezone is not null) as timezone,
+        min_by(calendar, source_rank) filter (where calendar is not null) as calendar
     from symbols
     group by symbol
 

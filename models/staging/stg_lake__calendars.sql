@@ -1,3 +1,4 @@
+{{ config(tags=['portable']) }}
 {%- set present = lake_file_columns('lake', 'calendars') %}
 with
 
@@ -10,10 +11,10 @@ source as (
 renamed as (
 
     select
-        calendar::varchar as calendar,
+        calendar::{{ type_name('varchar') }} as calendar,
         session_date::date as session_date,
-        open_at::timestamptz as open_at,
-        close_at::timestamptz as close_at,
+        open_at::{{ type_name('timestamptz') }} as open_at,
+        close_at::{{ type_name('timestamptz') }} as close_at,
         coalesce(is_half_day::boolean, false) as is_half_day,
         {#- files written before the trading day was recorded: the session's UTC date #}
         coalesce(

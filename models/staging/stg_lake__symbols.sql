@@ -1,3 +1,4 @@
+{{ config(tags=['portable']) }}
 with
 
 source as (
@@ -9,15 +10,15 @@ source as (
 renamed as (
 
     select
-        source::varchar as source,
-        symbol::varchar as symbol,
-        name::varchar as symbol_name,
-        asset_class::varchar as asset_class,
-        exchange::varchar as exchange,
-        currency::varchar as currency,
-        timezone::varchar as timezone,
-        coalesce(calendar::varchar, 'XNYS') as calendar,
-        ingested_at::timestamptz as ingested_at
+        source::{{ type_name('varchar') }} as source,
+        symbol::{{ type_name('varchar') }} as symbol,
+        name::{{ type_name('varchar') }} as symbol_name,
+        asset_class::{{ type_name('varchar') }} as asset_class,
+        exchange::{{ type_name('varchar') }} as exchange,
+        currency::{{ type_name('varchar') }} as currency,
+        timezone::{{ type_name('varchar') }} as timezone,
+        coalesce(calendar::{{ type_name('varchar') }}, 'XNYS') as calendar,
+        ingested_at::{{ type_name('timestamptz') }} as ingested_at
     from source
 
 )

@@ -1,7 +1,7 @@
 """``adapter`` for sqlfluff's Jinja templater (.sqlfluff: library_path), which lints the
 models without dbt: ``adapter.dispatch(name, ...)`` returns a stand-in for the DuckDB
-implementation of the engine-specific macros (macros/portable.sql, lake.sql, dedup.sql),
-rendering SQL of the same shape, which is all a linter needs."""
+implementation of the engine-specific macros (macros/portable.sql, portable_bars.sql,
+lake.sql, dedup.sql), rendering SQL of the same shape, which is all a linter needs."""
 
 from __future__ import annotations
 
@@ -51,6 +51,15 @@ _STAND_INS: dict[str, Callable[..., Any]] = {
     "each_element": lambda column: f"unnest({column})",
     "json_object": lambda columns: (
         "to_json({" + ", ".join(f"{c}: {c}" for c in columns) + "})::varchar"
+    ),
+    "integer_divide": lambda dividend, divisor: f"({dividend} // {divisor})",
+    "epoch_seconds": lambda ts: f"epoch({ts})",
+    "timestamp_from_microseconds": lambda us: f"make_timestamptz({us})",
+    "first_by": lambda value, ordering: f"arg_min({value}, {ordering})",
+    "last_by": lambda value, ordering: f"arg_max({value}, {ordering})",
+    "any_non_null": lambda value: f"any_value({value})",
+    "each_day_from": lambda first, last, alias, column: (
+        f"generate_series({first}, {last}, interval 1 day) as {alias} ({column})"
     ),
 }
 

@@ -1,6 +1,8 @@
 {{
     config(
-        materialized='incremental',
+        tags=['portable'],
+        materialized='incremental' if target.type == 'duckdb' else 'table',
+        contract={'enforced': target.type == 'duckdb'},
         incremental_strategy='replace_range',
         unique_key=['symbol', 'timeframe'],
         range_column='ts',
@@ -19,8 +21,21 @@
     reads the 3 to 12x fewer bars of the level below; the
     composition test shows this equals resampling 1m directly). is_partial marks buckets
     with fewer 1m bars than their session could hold. Incremental: from the start of the
-    week of the first new 1m bar; a symbol whose adjustment changed is rebuilt. -#}
+    week of the first new 1m bar; a symbol whose adjustment changed is rebuilt. On Spark
+    (tag `portable`) it is a table, built in full, without the contract (its data types in
+    _bars__models.yml are DuckDB's) or the hooks. -#}
 {% set factor_columns = ['max(price_factor) as price_factor', 'max(split_factor) as split_factor'] %}
+{#- the columns the levels pass on, written once (Spark has neither `* exclude` nor
+    `union all by name`) -#}
+{% set bar_columns = [
+    'symbol', 'source', 'timeframe', 'ts', 'open', 'high', 'low', 'close', 'volume', 'bar_count',
+    'ingested_at',
+] %}
+{% set session_columns = ['calendar', 'session_date', 'session_open_at', 'session_close_at'] %}
+{% set factors = ['price_factor', 'split_factor'] %}
+{% set unioned_columns = bar_columns + [
+    'session_date', 'expected_bar_count', 'open_adj', 'high_adj', 'low_adj', 'close_adj', 'volume_adj',
+] %}
 {% set plan = bar_mart_plan(this, week_aligned=true, timeframes=['1m']) %}
 
 with
@@ -109,12 +124,10 @@ symbol_session_days as (
         close_at,
         day_start_at,
         day_end_at,
-        unnest(
-            range(
-                epoch_us(day_start_at) // 86400000000,
-                (epoch_us(day_end_at) - 1) // 86400000000 + 1
-            )
-        ) as utc_day_number
+        {{ each_integer(
+            integer_divide(epoch_microseconds('day_start_at'), 86400000000),
+            integer_divide('(' ~ epoch_microseconds('day_end_at') ~ ' - 1)', 86400000000) ~ ' + 1'
+        ) }} as utc_day_number
     from symbol_sessions
 
 ),
@@ -133,7 +146,9 @@ bars_5m_on_clock as (
 bars_5m as (
 
     select
-        bars_5m_on_clock.* exclude (bars_5m_on_clock.expected_bar_count),
+        {%- for column in bar_columns + factors %}
+        bars_5m_on_clock.{{ column }},
+        {%- endfor %}
         symbol_session_days.calendar,
         coalesce(symbol_session_days.session_date, {{ utc_date('bars_5m_on_clock.ts') }}) as session_date,
         symbol_session_days.open_at as session_open_at,
@@ -183,24 +198,21 @@ bars_1d as (
 
 intraday_and_daily as (
 
-    select * from bars_5m
-    union all by name
-    select * from bars_15m
-    union all by name
-    select * from bars_30m
-    union all by name
-    select * from bars_1h
-    union all by name
-    select * from bars_4h
-    union all by name
-    select * from bars_1d
+    {%- for level in ['bars_5m', 'bars_15m', 'bars_30m', 'bars_1h', 'bars_4h', 'bars_1d'] %}
+    select
+        {{ (bar_columns + factors + ['session_date', 'expected_bar_count']) | join(',\n        ') }}
+    from {{ level }}
+    {%- if not loop.last %}
+    union all
+    {%- endif %}
+    {%- endfor %}
 
 ),
 
 intraday_and_daily_adjusted as (
 
     select
-        * exclude (price_factor, split_factor),
+        {{ (bar_columns + ['session_date', 'expected_bar_count']) | join(',\n        ') }},
         open * price_factor as open_adj,
         high * price_factor as high_adj,
         low * price_factor as low_adj,
@@ -215,7 +227,7 @@ intraday_and_daily_adjusted as (
 bars_1d_adjusted as (
 
     select
-        * exclude (price_factor, split_factor),
+        {{ (bar_columns + session_columns) | join(',\n        ') }},
         open * price_factor as open_adj,
         high * price_factor as high_adj,
         low * price_factor as low_adj,
@@ -245,7 +257,9 @@ weekly_session_minutes as (
 bars_1w_expected as (
 
     select
-        bars_1w.* exclude (bars_1w.expected_bar_count),
+        {%- for column in unioned_columns if column != 'expected_bar_count' %}
+        bars_1w.{{ column }},
+        {%- endfor %}
         weekly_session_minutes.expected_bar_count
     from bars_1w
     left join weekly_session_minutes
@@ -257,9 +271,13 @@ bars_1w_expected as (
 
 unioned as (
 
-    select * from intraday_and_daily_adjusted
-    union all by name
-    select * from bars_1w_expected
+    select
+        {{ unioned_columns | join(',\n        ') }}
+    from intraday_and_daily_adjusted
+    union all
+    select
+        {{ unioned_columns | join(',\n        ') }}
+    from bars_1w_expected
 
 ),
 

@@ -3,19 +3,16 @@
     checked: an invalid action (non-positive ratio or cash, a dividend not below the
     previous close, no previous close) is kept with its reason and never applied; a valid
     action whose ex-date jump in the bars disagrees with it is applied and flagged. -#}
+{%- set action_columns = [
+    'source', 'symbol', 'ex_date', 'action_type', 'split_ratio', 'cash_amount', 'currency',
+    'ingested_at',
+] -%}
 with
 
 actions as (
 
     select
-        source,
-        symbol,
-        ex_date,
-        action_type,
-        split_ratio,
-        cash_amount,
-        currency,
-        ingested_at
+        {{ action_columns | join(',\n        ') }}
     from {{ ref('stg_lake__corporate_actions') }}
 
 ),
@@ -34,14 +31,7 @@ daily_prices as (
 actions_deduplicated as (
 
     select
-        source,
-        symbol,
-        ex_date,
-        action_type,
-        split_ratio,
-        cash_amount,
-        currency,
-        ingested_at
+        {{ action_columns | join(',\n        ') }}
     from (
         select
             *,

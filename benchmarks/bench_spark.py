@@ -30,10 +30,14 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import pyarrow.parquet as pq  # noqa: E402
 from bench_warehouse import cpu_ticks, own_cpu, write_lake  # noqa: E402
 
+from ingest.manifest import Manifest  # noqa: E402
 from ingest.paths import DataPaths  # noqa: E402
+from ingest.schema import REJECTS  # noqa: E402
 from warehouse.build import dbt_command, dbt_env  # noqa: E402
+from warehouse.calendars import write_calendars  # noqa: E402
 
 #: the universe of the estimate: 500 symbols, 10 years of a US equity session's 1m bars
 UNIVERSE_SYMBOLS = 500
@@ -60,6 +64,26 @@ def run(paths: DataPaths, target: str) -> tuple[float, dict[str, float]]:
     return wall, {r["unique_id"].rsplit(".", 1)[-1]: r["execution_time"] for r in results}
 
 
+def prepare(paths: DataPaths) -> None:
+    """What `duckmarket build` writes before dbt runs and Spark needs as files: the
+    exchange sessions, the manifest's Parquet mirror, a rejects dataset (empty), and the
+    seed coverage_gaps reads, on both targets."""
+    write_calendars(paths)
+    with Manifest(paths.manifest) as manifest:
+        manifest.write_mirror(paths.lake / "_manifest")
+    rejects = paths.lake / "rejects" / "dataset=bars" / "source=synthetic" / "data.parquet"
+    rejects.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(REJECTS.schema.empty_table(), rejects)
+    for target in ("dev", "spark"):
+        out = paths.root / ".dbt" / target
+        cmd = dbt_command(paths, "seed", select="source_limits", extra=["--target", target])
+        cmd[cmd.index("--target-path") + 1] = str(out / "target")
+        cmd[cmd.index("--log-path") + 1] = str(out / "logs")
+        done = subprocess.run(cmd, env=dbt_env(paths), capture_output=True, text=True)
+        if done.returncode != 0:
+            sys.exit(f"dbt seed --target {target} failed:\n{done.stdout[-3000:]}")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--symbols", type=int, default=10)
@@ -74,6 +98,7 @@ def main() -> int:
     try:
         lake = write_lake(root, args.symbols, args.bars)
         paths = DataPaths(root)
+        prepare(paths)
         bars = lake.rows_1m + lake.rows_1d
         load = os.getloadavg()
         print(

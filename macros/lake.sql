@@ -103,11 +103,16 @@
 
 
 {#- Spark reads a dataset's directory with partition discovery (source=, symbol=, ...
-    become string columns: the profile turns type inference off); every dataset a
-    portable model reads must exist in the lake. The source() call records the lineage. -#}
+    become string columns: the profile turns type inference off), and a manifest table's
+    Parquet mirror (lake/_manifest/<table>.parquet); every dataset a portable model reads
+    must exist in the lake. The source() call records the lineage. -#}
 {% macro spark__lake_source(source_name, table_name) -%}
     {%- set lineage = source(source_name, table_name) -%}
-    parquet.`{{ lake_root() }}/{{ table_name }}`
+    {%- if source_name == 'manifest' -%}
+        parquet.`{{ lake_root() }}/_manifest/{{ table_name }}.parquet`
+    {%- else -%}
+        parquet.`{{ lake_root() }}/{{ table_name }}`
+    {%- endif -%}
 {%- endmacro %}
 
 

@@ -3,7 +3,9 @@
 {% macro create_bars_as_of_macro() -%}
     {%- set bars = adapter.get_relation(target.database, target.schema, 'bars_adjusted') if execute else none -%}
     {%- set factors = adapter.get_relation(target.database, target.schema, 'adjustment_factors') if execute else none -%}
-    {%- if bars is not none and factors is not none -%}
+    {#- a DuckDB table macro: on Spark (the portable models) the factor marts are tables
+        to join, and there is no bars_as_of -#}
+    {%- if target.type == 'duckdb' and bars is not none and factors is not none -%}
         create or replace macro {{ target.schema }}.bars_as_of(as_of) as table
         select
             bars.symbol,

@@ -207,3 +207,40 @@
             {{ actions }}.symbol = located.symbol
             and {{ actions }}.ex_date = located.ex_date
 {%- endmacro %}
+
+
+{#- An aggregate: the group's values of `expr` as a list, in the order of `order_by` (a
+    column whose values are unique in the group) -#}
+{% macro list_in_order(expr, order_by) -%}
+    {{ return(adapter.dispatch('list_in_order', 'duckmarket')(expr, order_by)) }}
+{%- endmacro %}
+
+
+{% macro duckdb__list_in_order(expr, order_by) -%}
+    list({{ expr }} order by {{ order_by }})
+{%- endmacro %}
+
+
+{% macro spark__list_in_order(expr, order_by) -%}
+    transform(
+        array_sort(collect_list(struct({{ order_by }} as k, {{ expr }} as v))),
+        entry -> entry.v
+    )
+{%- endmacro %}
+
+
+{#- The product of a list's first `n` doubles (n >= 1), multiplied one at a time from the
+    first: the same bits on both engines (Spark starts from 1.0, and 1.0 * x = x) -#}
+{% macro product_of_first(list, n) -%}
+    {{ return(adapter.dispatch('product_of_first', 'duckmarket')(list, n)) }}
+{%- endmacro %}
+
+
+{% macro duckdb__product_of_first(list, n) -%}
+    list_reduce({{ list }}[1:{{ n }}], (a, b) -> a * b)
+{%- endmacro %}
+
+
+{% macro spark__product_of_first(list, n) -%}
+    aggregate(slice({{ list }}, 1, {{ n }}), cast(1 as double), (a, b) -> a * b)
+{%- endmacro %}

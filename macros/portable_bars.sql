@@ -193,3 +193,18 @@
 {% macro spark__any_non_null(value) -%}
     any_value({{ value }}, true)
 {%- endmacro %}
+
+
+{#- the instant `days` (an integer expression, whole days of 24 hours) before the build's
+    start -#}
+{% macro days_before_now(days) -%}
+    {{ return(adapter.dispatch('days_before_now', 'duckmarket')(days)) }}
+{%- endmacro %}
+
+{% macro duckdb__days_before_now(days) -%}
+    (now() - to_days({{ days }}))
+{%- endmacro %}
+
+{% macro spark__days_before_now(days) -%}
+    (current_timestamp() - make_dt_interval({{ days }}))
+{%- endmacro %}

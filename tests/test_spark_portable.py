@@ -58,6 +58,16 @@ PORTABLE = {
     "int_symbols_deduplicated": ("intermediate", ["symbol"]),
     "int_sessions_unioned": ("intermediate", ["calendar", "session_date"]),
     "bars_resampled": ("main", ["symbol", "timeframe", "ts"]),
+    "stg_manifest__coverage": ("staging", ["source", "symbol", "timeframe", "start_at"]),
+    "int_bars_days_counted": ("intermediate", ["source", "symbol", "timeframe", "bar_date"]),
+    "int_coverage_sessions_compared": (
+        "intermediate",
+        ["source", "symbol", "timeframe", "session_date", "is_outside_sessions"],
+    ),
+    "coverage_gaps": ("main", ["source", "symbol", "timeframe", "gap_start_at"]),
+    "coverage_summary": ("main", ["source", "symbol", "timeframe"]),
+    "adjustment_factors": ("main", ["symbol", "valid_from", "known_from"]),
+    "total_return_factors": ("main", ["symbol", "valid_from"]),
 }
 
 #: actions added to the synthetic ones (dividends only, here), by symbol index:
@@ -135,15 +145,21 @@ def engines(tmp_path_factory):
         )
         dm.lake.write_bars("synthetic", symbols[1], "1m", bad)
         dm.lake.write_rejected_lines("bars", "csv", symbols[0], "1d", [(7, "unparseable", "x;y")])
+        # the vendor could not deliver the 24/7 symbol's minutes (the manifest says so):
+        # its gaps are the vendor's, the FX symbol's fetchable
+        dm.lake.manifest.add_coverage("synthetic", CRYPTO, "1m", *ROUND_THE_CLOCK, "unrecoverable")
+        dm.lake.manifest.write_mirror(paths.lake / "_manifest")
     result = run_build(paths, quiet=True)
     assert result.ok, (result.error or "") + result.output[-3000:]
     spark_dir = paths.root / ".dbt" / "spark"
-    cmd = dbt_command(paths, "run", select="tag:portable", extra=["--target", "spark"])
-    # its own target and log directories: the DuckDB build's partial parse stays valid
-    cmd[cmd.index("--target-path") + 1] = str(spark_dir / "target")
-    cmd[cmd.index("--log-path") + 1] = str(spark_dir / "logs")
-    run = subprocess.run(cmd, env=dbt_env(paths), capture_output=True, text=True, timeout=900)
-    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
+    # the seed coverage_gaps reads, then the models
+    for command, select in (("seed", "source_limits"), ("run", "tag:portable")):
+        cmd = dbt_command(paths, command, select=select, extra=["--target", "spark"])
+        # its own target and log directories: the DuckDB build's partial parse stays valid
+        cmd[cmd.index("--target-path") + 1] = str(spark_dir / "target")
+        cmd[cmd.index("--log-path") + 1] = str(spark_dir / "logs")
+        run = subprocess.run(cmd, env=dbt_env(paths), capture_output=True, text=True, timeout=900)
+        assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
     return paths
 
 
@@ -158,6 +174,26 @@ def test_the_portable_models_are_the_tagged_ones():
         if "tags=['portable']" in config:
             tagged.add(sql.stem)
     assert tagged == set(PORTABLE), json.dumps(sorted(tagged))
+
+
+def test_every_model_is_portable_or_duckdb_only(engines):
+    """The build's own manifest: each model carries exactly one of the two tags, and the
+    Spark run built exactly the portable ones."""
+    manifest = json.loads((engines.root / ".dbt" / "target" / "manifest.json").read_text())
+    models = {
+        node["name"]: set(node["tags"]) & {"portable", "duckdb_only"}
+        for node in manifest["nodes"].values()
+        if node["resource_type"] == "model"
+    }
+    assert {name for name, tags in models.items() if len(tags) != 1} == set()
+    assert {name for name, tags in models.items() if tags == {"portable"}} == set(PORTABLE)
+    spark = engines.root / ".dbt" / "spark" / "target" / "run_results.json"
+    built = {
+        r["unique_id"].rsplit(".", 1)[-1]
+        for r in json.loads(spark.read_text())["results"]
+        if r["unique_id"].startswith("model.")
+    }
+    assert built == set(PORTABLE)
 
 
 @pytest.mark.parametrize("model", sorted(PORTABLE))
@@ -238,6 +274,16 @@ def test_spark_and_duckdb_build_the_same_rows(engines, model):
             "from duckdb_rows"
         ).fetchone()
         assert all(covered), covered
+    if model == "coverage_gaps":  # gaps the vendor left, and gaps to fetch
+        classes = con.execute(
+            "select list(distinct gap_class order by gap_class) from duckdb_rows"
+        ).fetchone()[0]
+        assert classes == ["fetchable", "vendor_returned_nothing"], classes
+    if model == "int_coverage_sessions_compared":  # FX weekend days: outside sessions
+        assert con.execute(
+            "select count(*) filter (where is_outside_sessions) > 0 "
+            "and count(*) filter (where observed_rows < expected_rows) > 0 from duckdb_rows"
+        ).fetchone()[0]
     n_spark, n_duck = (
         con.execute(f"select count(*) from {v}").fetchone()[0]
         for v in ("spark_rows", "duckdb_rows")

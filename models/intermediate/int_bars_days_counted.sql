@@ -1,6 +1,7 @@
 {{
     config(
-        materialized='incremental',
+        tags=['portable'],
+        materialized='incremental' if target.type == 'duckdb' else 'table',
         incremental_strategy='replace_range',
         unique_key=['source', 'symbol', 'timeframe'],
         range_column='bar_date',
@@ -13,7 +14,7 @@
     days (FX: 17:00 to 17:00 New York), where it is the session whose day holds the bar
     (a bar outside every such day keeps its UTC date). Incremental: days from the first
     new lake row of each series on (read from the UTC day before, where a trading day may
-    start). -#}
+    start). On Spark (tag `portable`) a table, built in full. -#}
 {%- if is_incremental() -%}
 {%- set plan = incremental_plan(this, by_source=true) -%}
 {%- set since = "'" ~ (plan['series'] | map(attribute='min_ts') | min) ~ "'" if plan['series'] else "'infinity'" -%}
@@ -77,12 +78,10 @@ symbol_shifted_days as (
         sessions.session_date,
         sessions.day_start_at,
         sessions.day_end_at,
-        unnest(
-            range(
-                epoch_us(sessions.day_start_at) // 86400000000,
-                (epoch_us(sessions.day_end_at) - 1) // 86400000000 + 1
-            )
-        ) as utc_day_number
+        {{ each_integer(
+            integer_divide(epoch_microseconds('sessions.day_start_at'), '86400000000'),
+            integer_divide('(' ~ epoch_microseconds('sessions.day_end_at') ~ ' - 1)', '86400000000') ~ ' + 1'
+        ) }} as utc_day_number
     from symbol_calendars
     inner join sessions
         on symbol_calendars.calendar = sessions.calendar

@@ -1,3 +1,4 @@
+{{ config(tags=['portable']) }}
 {#- For every series (source, symbol, timeframe; weekly bars excepted), each session of
     its symbol's calendar from its first to its last bar, with the bars the calendar
     expects and the bars observed; plus the days with bars but no session (a calendar
@@ -46,7 +47,7 @@ series as (
         days_counted.symbol,
         days_counted.timeframe,
         coalesce(
-            any_value(symbol_calendars.calendar),
+            {{ any_non_null('symbol_calendars.calendar') }},
             case when days_counted.symbol like '%/%' then '24/7' else 'XNYS' end
         ) as calendar,
         min(days_counted.bar_date) as first_date,
@@ -71,7 +72,11 @@ expected_sessions as (
         sessions.close_at,
         case
             when series.timeframe = '1d' then 1
-            else ceil(sessions.session_minutes / (epoch({{ timeframe_interval('series.timeframe') }}) / 60))::bigint
+            else
+                ceil(
+                    sessions.session_minutes
+                    / ({{ timeframe_microseconds('series.timeframe') }} / 60000000)
+                )::bigint
         end as expected_rows
     from series
     inner join sessions
@@ -106,8 +111,8 @@ days_outside_sessions as (
         series.calendar,
         days_counted.bar_date as session_date,
         null::bigint as session_number,
-        null::timestamptz as open_at,
-        null::timestamptz as close_at,
+        null::{{ type_name('timestamptz') }} as open_at,
+        null::{{ type_name('timestamptz') }} as close_at,
         0::bigint as expected_rows,
         days_counted.row_count as observed_rows,
         true as is_outside_sessions

@@ -1,3 +1,4 @@
+{{ config(tags=['portable']) }}
 with
 
 source as (
@@ -9,13 +10,13 @@ source as (
 renamed as (
 
     select
-        source::varchar as source,
-        symbol::varchar as symbol,
-        timeframe::varchar as timeframe,
-        start_ts::timestamptz as start_at,
-        end_ts::timestamptz as end_at,
-        status::varchar as status,
-        updated_at::timestamptz as updated_at
+        source::{{ type_name('varchar') }} as source,
+        symbol::{{ type_name('varchar') }} as symbol,
+        timeframe::{{ type_name('varchar') }} as timeframe,
+        start_ts::{{ type_name('timestamptz') }} as start_at,
+        end_ts::{{ type_name('timestamptz') }} as end_at,
+        status::{{ type_name('varchar') }} as status,
+        updated_at::{{ type_name('timestamptz') }} as updated_at
     from source
 
 )

@@ -58,6 +58,9 @@ _STAND_INS: dict[str, Callable[..., Any]] = {
     "first_by": lambda value, ordering: f"arg_min({value}, {ordering})",
     "last_by": lambda value, ordering: f"arg_max({value}, {ordering})",
     "any_non_null": lambda value: f"any_value({value})",
+    "days_before_now": lambda days: f"(now() - to_days({days}))",
+    "list_in_order": lambda expr, order_by: f"list({expr} order by {order_by})",
+    "product_of_first": lambda lst, n: f"list_reduce({lst}[1:{n}], (a, b) -> a * b)",
     "each_day_from": lambda first, last, alias, column: (
         f"generate_series({first}, {last}, interval 1 day) as {alias} ({column})"
     ),

@@ -1,3 +1,4 @@
+{{ config(tags=['portable'], contract={'enforced': target.type == 'duckdb'}) }}
 {#- Point-in-time adjustment factors: for rows of `symbol` with valid_from <= date <
     valid_to, as seen on any date in [known_from, known_to), multiply prices by
     split_factor * dividend_factor (and divide volume by split_factor). Only actions with
@@ -45,8 +46,8 @@ final as (
         symbol,
         valid_from,
         valid_to,
-        valid_from::timestamptz as valid_from_at,
-        valid_to::timestamptz as valid_to_at,
+        valid_from::{{ type_name('timestamptz') }} as valid_from_at,
+        valid_to::{{ type_name('timestamptz') }} as valid_to_at,
         known_from,
         known_to,
         split_factor,

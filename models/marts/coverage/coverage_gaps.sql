@@ -1,10 +1,12 @@
+{{ config(tags=['portable'], contract={'enforced': target.type == 'duckdb'}) }}
 {#- Each gap in a series: a run of consecutive sessions with fewer bars than the calendar
     expects (between the series' first and last bar), with its start, end, length and
     class:
       vendor_returned_nothing  the manifest records the range as fetched and empty
                                (or unrecoverable): asking again will not help;
       beyond_reach             older than the source serves for this timeframe;
-      fetchable                inside the vendor's reach: `duckmarket update` can fill it. -#}
+      fetchable                inside the vendor's reach: `duckmarket update` can fill it.
+    A gap overlapping ranges of both statuses takes the first by name ('empty'). -#}
 with
 
 sessions_compared as (
@@ -67,7 +69,8 @@ gaps as (
         source,
         symbol,
         timeframe,
-        any_value(calendar) as calendar,
+        gap_group,
+        {{ any_non_null('calendar') }} as calendar,
         min(open_at) as gap_start_at,
         max(close_at) as gap_end_at,
         min(session_date) as first_session_date,
@@ -80,22 +83,39 @@ gaps as (
 
 ),
 
+gaps_covered as (
+
+    select
+        gaps.source,
+        gaps.symbol,
+        gaps.timeframe,
+        gaps.gap_group,
+        min(manifest_coverage.status) as coverage_status
+    from gaps
+    inner join manifest_coverage
+        on
+            gaps.source = manifest_coverage.source
+            and gaps.symbol = manifest_coverage.symbol
+            and gaps.timeframe = manifest_coverage.timeframe
+            and gaps.gap_end_at > manifest_coverage.start_at
+            and gaps.gap_start_at < manifest_coverage.end_at
+    group by gaps.source, gaps.symbol, gaps.timeframe, gaps.gap_group
+
+),
+
 gaps_classified as (
 
     select
         gaps.*,
-        (
-            select any_value(manifest_coverage.status)
-            from manifest_coverage
-            where
-                manifest_coverage.source = gaps.source
-                and manifest_coverage.symbol = gaps.symbol
-                and manifest_coverage.timeframe = gaps.timeframe
-                and manifest_coverage.start_at < gaps.gap_end_at
-                and manifest_coverage.end_at > gaps.gap_start_at
-        ) as coverage_status,
+        gaps_covered.coverage_status,
         source_limits.lookback_days
     from gaps
+    left join gaps_covered
+        on
+            gaps.source = gaps_covered.source
+            and gaps.symbol = gaps_covered.symbol
+            and gaps.timeframe = gaps_covered.timeframe
+            and gaps.gap_group = gaps_covered.gap_group
     left join source_limits
         on gaps.source = source_limits.source and gaps.timeframe = source_limits.timeframe
 
@@ -118,7 +138,7 @@ final as (
         coverage_status,
         case
             when coverage_status is not null then 'vendor_returned_nothing'
-            when gap_end_at < now() - to_days(lookback_days) then 'beyond_reach'
+            when gap_end_at < {{ days_before_now('lookback_days') }} then 'beyond_reach'
             else 'fetchable'
         end as gap_class
     from gaps_classified

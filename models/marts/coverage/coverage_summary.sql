@@ -1,3 +1,4 @@
+{{ config(tags=['portable'], contract={'enforced': target.type == 'duckdb'}) }}
 {#- One row per source, symbol and timeframe: first and last bar, rows, the rows the
     calendar expects between them, completeness, gaps by class, and rows on days that are
     not sessions of the symbol's calendar (a calendar mismatch). -#}
@@ -61,7 +62,7 @@ expected as (
         source,
         symbol,
         timeframe,
-        any_value(calendar) as calendar,
+        {{ any_non_null('calendar') }} as calendar,
         sum(expected_rows)::bigint as expected_rows,
         sum(least(observed_rows, expected_rows))::bigint as rows_in_sessions,
         count(*) filter (where not is_outside_sessions) as sessions_expected,

@@ -1,3 +1,4 @@
+{{ config(tags=['portable'], contract={'enforced': target.type == 'duckdb'}) }}
 {#- Forward (point-in-time) total-return factors, as segments of constant factor per
     symbol: rows of `symbol` with valid_from <= UTC date < valid_to get
         total_return_factor = product over the valid actions with ex_date <= valid_from of
@@ -23,25 +24,35 @@ valid_actions as (
 
 ),
 
-steps_listed as (
-
-    select
-        symbol,
-        list(ex_date order by ex_date, action_type) as ex_dates,
-        list(adjustment_step order by ex_date, action_type) as steps
-    from valid_actions
-    group by symbol
-
-),
-
 steps_numbered as (
 
     select
         symbol,
-        steps,
-        unnest(ex_dates) as ex_date,
-        unnest(range(1, len(steps) + 1)) as step_number
-    from steps_listed
+        ex_date,
+        adjustment_step,
+        row_number() over (partition by symbol order by ex_date, action_type)::bigint as step_number
+    from valid_actions
+
+),
+
+steps_listed as (
+
+    select
+        symbol,
+        {{ list_in_order('adjustment_step', 'step_number') }} as steps
+    from steps_numbered
+    group by symbol
+
+),
+
+ex_dates_numbered as (
+
+    select
+        symbol,
+        ex_date,
+        max(step_number) as step_number
+    from steps_numbered
+    group by symbol, ex_date
 
 ),
 
@@ -50,12 +61,13 @@ steps_numbered as (
 factors_cumulated as (
 
     select
-        symbol,
-        ex_date,
-        step_number,
-        list_reduce(steps[1:step_number], (a, b) -> a * b) as total_return_factor
-    from steps_numbered
-    qualify row_number() over (partition by symbol, ex_date order by step_number desc) = 1
+        ex_dates_numbered.symbol,
+        ex_dates_numbered.ex_date,
+        ex_dates_numbered.step_number,
+        {{ product_of_first('steps_listed.steps', 'ex_dates_numbered.step_number') }} as total_return_factor
+    from ex_dates_numbered
+    inner join steps_listed
+        on ex_dates_numbered.symbol = steps_listed.symbol
 
 ),
 

@@ -80,7 +80,7 @@
 {%- endmacro %}
 
 
-{#- on Spark every dataset a portable model reads must exist (see spark__lake_source) -#}
+{#- on Spark a dataset's presence is asked of the manifest's mirror (spark__lake_source) -#}
 {% macro spark__lake_has_files(relation) -%}
     {{ return(true) }}
 {%- endmacro %}
@@ -104,15 +104,46 @@
 
 {#- Spark reads a dataset's directory with partition discovery (source=, symbol=, ...
     become string columns: the profile turns type inference off), and a manifest table's
-    Parquet mirror (lake/_manifest/<table>.parquet); every dataset a portable model reads
-    must exist in the lake. The source() call records the lineage. -#}
+    Parquet mirror (lake/_manifest/<table>.parquet). Spark refuses a path that does not
+    exist and its SQL cannot ask, so a dataset with no file yet (a lake without refused
+    rows) is found in the manifest's mirror of its live files and read as an empty
+    relation, as on DuckDB; the exchange sessions, which the build writes outside the
+    manifest, must exist (`duckmarket build` writes them; warehouse/calendars.py). The
+    source() call records the lineage. -#}
 {% macro spark__lake_source(source_name, table_name) -%}
     {%- set lineage = source(source_name, table_name) -%}
     {%- if source_name == 'manifest' -%}
         parquet.`{{ lake_root() }}/_manifest/{{ table_name }}.parquet`
-    {%- else -%}
+    {%- elif table_name == 'calendars' or spark_lake_dataset_listed(table_name) -%}
         parquet.`{{ lake_root() }}/{{ table_name }}`
+    {%- else -%}
+        {{ empty_lake_relation(table_name) }}
     {%- endif -%}
+{%- endmacro %}
+
+
+{#- whether the manifest's mirror lists a live file of the dataset (true when not executing) -#}
+{% macro spark_lake_dataset_listed(table_name) -%}
+    {%- if not execute -%}
+        {{ return(true) }}
+    {%- endif -%}
+    {%- set found = run_query(
+        "select count(*) from parquet.`" ~ lake_root() ~ "/_manifest/data_files.parquet`"
+        ~ " where dataset = '" ~ table_name ~ "'"
+    ) -%}
+    {{ return(found.columns[0].values()[0] > 0) }}
+{%- endmacro %}
+
+
+{#- no rows, with the dataset's columns -#}
+{% macro empty_lake_relation(table_name) -%}
+    (
+        select
+            {%- for name, type in lake_columns(table_name) %}
+                null::{{ type_name(type) }} as {{ adapter.quote(name) }}{{ "," if not loop.last }}
+            {%- endfor %}
+        where false
+    )
 {%- endmacro %}
 
 
@@ -121,13 +152,7 @@
     {%- if lake_has_files(relation) -%}
         {{ relation }}
     {%- else -%}
-        (
-            select
-                {%- for name, type in lake_columns(table_name) %}
-                    null::{{ type_name(type) }} as {{ adapter.quote(name) }}{{ "," if not loop.last }}
-                {%- endfor %}
-            where false
-        )
+        {{ empty_lake_relation(table_name) }}
     {%- endif -%}
 {%- endmacro %}
 

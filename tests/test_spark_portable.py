@@ -327,6 +327,32 @@ def test_spark_and_duckdb_build_the_same_rows(engines, model):
             )
 
 
+def test_a_dataset_without_files_reads_as_empty_on_spark(engines, tmp_path):
+    """A lake with no refused rows (the demo's): the manifest lists no rejects file, so
+    Spark reads the dataset as empty with its columns instead of failing on the path."""
+    paths = DataPaths(tmp_path / "data").ensure()
+    mirror = paths.lake / "_manifest"
+    mirror.mkdir(parents=True)
+    con = duckdb.connect()
+    con.execute(
+        f"copy (select * from '{engines.lake / '_manifest' / 'data_files.parquet'}' "
+        f"where dataset != 'rejects') to '{mirror / 'data_files.parquet'}' (format parquet)"
+    )
+    cmd = dbt_command(paths, "run", select="stg_lake__rejects", extra=["--target", "spark"])
+    run = subprocess.run(cmd, env=dbt_env(paths), capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
+    files = sorted(
+        (paths.root / ".spark" / "warehouse" / "staging.db" / "stg_lake__rejects").glob("*.parquet")
+    )
+    assert files
+    empty = con.execute(f"select * from read_parquet({[str(f) for f in files]})")
+    assert empty.fetchall() == []
+    built = duckdb.connect()
+    built.execute(f"attach '{engines.warehouse}' as warehouse (read_only)")
+    expected = built.execute("select * from warehouse.staging.stg_lake__rejects limit 0")
+    assert [d[0] for d in empty.description] == [d[0] for d in expected.description]
+
+
 def _same_json(a, b) -> bool:
     """Equal JSON values, numbers to 1e-9 (relative, or absolute below 1)."""
     if isinstance(a, dict) and isinstance(b, dict):

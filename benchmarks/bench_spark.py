@@ -31,12 +31,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import pyarrow.parquet as pq  # noqa: E402
 from bench_warehouse import cpu_ticks, write_lake  # noqa: E402
 
-from ingest.manifest import Manifest  # noqa: E402
+from ingest.manager import DataManager  # noqa: E402
 from ingest.paths import DataPaths  # noqa: E402
-from ingest.schema import REJECTS  # noqa: E402
 from warehouse.build import dbt_command, dbt_env  # noqa: E402
 from warehouse.calendars import write_calendars  # noqa: E402
 
@@ -100,15 +98,13 @@ class GroupCpu(threading.Thread):
 
 
 def prepare(paths: DataPaths) -> None:
-    """What `duckmarket build` writes before dbt runs and Spark needs as files: the
-    exchange sessions, the manifest's Parquet mirror, a rejects dataset (empty), and the
-    seed coverage_gaps reads, on both targets."""
+    """What Spark needs beside the lake's files: the manifest recording them (the lake is
+    written by hand, so `verify` adopts its files, and writes the manifest's Parquet
+    mirror, where Spark looks a dataset up), the exchange sessions `duckmarket build`
+    writes, and the seed coverage_gaps reads, on both targets."""
+    with DataManager(paths) as dm:
+        dm.verify(repair=True)
     write_calendars(paths)
-    with Manifest(paths.manifest) as manifest:
-        manifest.write_mirror(paths.lake / "_manifest")
-    rejects = paths.lake / "rejects" / "dataset=bars" / "source=synthetic" / "data.parquet"
-    rejects.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(REJECTS.schema.empty_table(), rejects)
     for target in ("dev", "spark"):
         out = paths.root / ".dbt" / target
         cmd = dbt_command(paths, "seed", select="source_limits", extra=["--target", target])

@@ -80,9 +80,19 @@
 {%- endmacro %}
 
 
-{#- on Spark a dataset's presence is asked of the manifest's mirror (spark__lake_source) -#}
+{#- Spark refuses a path that does not exist and its SQL cannot ask, so a dataset's files
+    are looked up in the manifest's Parquet mirror of its live files; the exchange
+    sessions, which the build writes outside the manifest, are taken to exist
+    (`duckmarket build` writes them: warehouse/calendars.py) -#}
 {% macro spark__lake_has_files(relation) -%}
-    {{ return(true) }}
+    {%- if not execute or relation.identifier == 'calendars' -%}
+        {{ return(true) }}
+    {%- endif -%}
+    {%- set found = run_query(
+        "select count(*) from parquet.`" ~ lake_root() ~ "/_manifest/data_files.parquet`"
+        ~ " where dataset = '" ~ relation.identifier ~ "'"
+    ) -%}
+    {{ return(found.columns[0].values()[0] > 0) }}
 {%- endmacro %}
 
 
@@ -104,34 +114,18 @@
 
 {#- Spark reads a dataset's directory with partition discovery (source=, symbol=, ...
     become string columns: the profile turns type inference off), and a manifest table's
-    Parquet mirror (lake/_manifest/<table>.parquet). Spark refuses a path that does not
-    exist and its SQL cannot ask, so a dataset with no file yet (a lake without refused
-    rows) is found in the manifest's mirror of its live files and read as an empty
-    relation, as on DuckDB; the exchange sessions, which the build writes outside the
-    manifest, must exist (`duckmarket build` writes them; warehouse/calendars.py). The
+    Parquet mirror (lake/_manifest/<table>.parquet); a dataset with no file yet (a lake
+    without refused rows) reads as empty, as on DuckDB (spark__lake_has_files). The
     source() call records the lineage. -#}
 {% macro spark__lake_source(source_name, table_name) -%}
-    {%- set lineage = source(source_name, table_name) -%}
+    {%- set relation = source(source_name, table_name) -%}
     {%- if source_name == 'manifest' -%}
         parquet.`{{ lake_root() }}/_manifest/{{ table_name }}.parquet`
-    {%- elif table_name == 'calendars' or spark_lake_dataset_listed(table_name) -%}
+    {%- elif lake_has_files(relation) -%}
         parquet.`{{ lake_root() }}/{{ table_name }}`
     {%- else -%}
         {{ empty_lake_relation(table_name) }}
     {%- endif -%}
-{%- endmacro %}
-
-
-{#- whether the manifest's mirror lists a live file of the dataset (true when not executing) -#}
-{% macro spark_lake_dataset_listed(table_name) -%}
-    {%- if not execute -%}
-        {{ return(true) }}
-    {%- endif -%}
-    {%- set found = run_query(
-        "select count(*) from parquet.`" ~ lake_root() ~ "/_manifest/data_files.parquet`"
-        ~ " where dataset = '" ~ table_name ~ "'"
-    ) -%}
-    {{ return(found.columns[0].values()[0] > 0) }}
 {%- endmacro %}
 
 
